@@ -1,0 +1,116 @@
+// A local stand-in for the two SaaS APIs the workers call: Resend (POST /emails,
+// POST /emails/batch) and Daily.co (POST /v1/rooms, DELETE /v1/rooms/:name). It records every
+// request, answers as the real APIs do, honours Resend's Idempotency-Key, and can be told to fail.
+//
+// Control routes (for tests and developers):
+//   GET  /__standin/requests[?service=email|daily]   what was received, oldest first
+//   GET  /__standin/emails                           the emails accepted (one per idempotency key)
+//   POST /__standin/fail {service, status, times}    the next `times` requests to `service` fail
+//   POST /__standin/reset                            forget everything
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+
+export function createStandin() {
+  let requests = [];
+  let emails = [];
+  let idempotent = new Map();
+  let failures = { email: [], daily: [] };
+  const rooms = new Map();
+
+  const send = (res, status, body, headers = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(body === undefined ? '' : JSON.stringify(body));
+  };
+
+  const acceptEmail = (message) => {
+    const email = { id: randomUUID(), ...message, created_at: new Date().toISOString() };
+    emails.push(email);
+    return { id: email.id };
+  };
+
+  const handleEmail = (req, res, path, body) => {
+    const key = req.headers['idempotency-key'];
+    const remembered = key && idempotent.get(`${path} ${key}`);
+    if (remembered) return send(res, 200, remembered);
+    let answer;
+    if (path === '/emails') {
+      if (!body?.to || !body?.from || !body?.subject) return send(res, 422, { name: 'validation_error', message: 'to, from and subject are required' });
+      answer = acceptEmail({ ...body, idempotency_key: key ?? null });
+    } else {
+      if (!Array.isArray(body) || body.length === 0 || body.length > 100) return send(res, 422, { name: 'validation_error', message: 'a batch holds 1 to 100 emails' });
+      answer = { data: body.map((message, index) => acceptEmail({ ...message, idempotency_key: key ? `${key}#${index}` : null })) };
+    }
+    if (key) idempotent.set(`${path} ${key}`, answer);
+    return send(res, 200, answer);
+  };
+
+  const handleDaily = (req, res, path, body) => {
+    if (req.method === 'POST' && path === '/v1/rooms') {
+      const name = body?.name ?? randomUUID();
+      if (rooms.has(name)) return send(res, 400, { error: 'invalid-request-error', info: `a room named ${name} already exists` });
+      const room = { id: randomUUID(), name, api_created: true, privacy: body?.privacy ?? 'public', url: `https://call-an-expert.daily.co/${name}`, created_at: new Date().toISOString(), config: body?.properties ?? {} };
+      rooms.set(name, room);
+      return send(res, 200, room);
+    }
+    const match = path.match(/^\/v1\/rooms\/([^/]+)$/);
+    if (req.method === 'DELETE' && match) {
+      const name = decodeURIComponent(match[1]);
+      if (!rooms.delete(name)) return send(res, 404, { error: 'not-found', info: `room ${name} was not found` });
+      return send(res, 200, { deleted: true, name });
+    }
+    return send(res, 404, { error: 'not-found' });
+  };
+
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    let body;
+    try {
+      body = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      return send(res, 400, { message: 'body is not JSON' });
+    }
+    const url = new URL(req.url, 'http://standin');
+    const path = url.pathname;
+
+    if (path.startsWith('/__standin/')) {
+      if (path === '/__standin/requests') {
+        const service = url.searchParams.get('service');
+        return send(res, 200, service ? requests.filter((r) => r.service === service) : requests);
+      }
+      if (path === '/__standin/emails') return send(res, 200, emails);
+      if (path === '/__standin/fail' && req.method === 'POST') {
+        const { service, status = 500, times = 1 } = body ?? {};
+        if (!failures[service]) return send(res, 400, { message: 'service must be email or daily' });
+        failures[service].push(...Array(times).fill(status));
+        return send(res, 200, { service, pending: failures[service].length });
+      }
+      if (path === '/__standin/reset' && req.method === 'POST') {
+        requests = []; emails = []; idempotent = new Map(); failures = { email: [], daily: [] }; rooms.clear();
+        return send(res, 200, { reset: true });
+      }
+      return send(res, 404, { message: 'unknown control route' });
+    }
+
+    const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : null;
+    if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
+    const failure = failures[service].shift();
+    requests.push({ service, method: req.method, path, headers: { authorization: req.headers.authorization ?? null, 'idempotency-key': req.headers['idempotency-key'] ?? null }, body: body ?? null, failed_with: failure ?? null, at: new Date().toISOString() });
+    if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) return send(res, 401, { message: 'missing API key' });
+    if (failure) return send(res, failure, { name: 'standin_failure', message: `told to fail with ${failure}` });
+    if (service === 'email') {
+      if (req.method !== 'POST' || (path !== '/emails' && path !== '/emails/batch')) return send(res, 404, { message: 'not found' });
+      return handleEmail(req, res, path, body);
+    }
+    return handleDaily(req, res, path, body);
+  });
+
+  return {
+    listen: (port) => new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve(server.address().port));
+    }),
+    close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+  };
+}

@@ -1,0 +1,82 @@
+// Installs what the stack and the tests need, once, and is quick when everything is there:
+// Debian's PostgreSQL 15 with pgTAP, the wasm target, worker-build, wasm-bindgen-cli at the
+// Cargo.lock version, and the npm packages.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, log } from './util.mjs';
+
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+const WORKER_BUILD_VERSION = '0.8.7';
+
+function has(command, args = ['--version']) {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : null;
+}
+
+function run(command, args, options = {}) {
+  log(`$ ${command} ${args.join(' ')}`);
+  execFileSync(command, args, { stdio: 'inherit', ...options });
+}
+
+function asRoot(command, args) {
+  if (process.getuid() === 0) run(command, args);
+  else run('sudo', [command, ...args]);
+}
+
+export function wasmBindgenVersion() {
+  const lock = readFileSync(join(root, 'Cargo.lock'), 'utf8');
+  const match = lock.match(/name = "wasm-bindgen"\nversion = "([^"]+)"/);
+  if (!match) throw new Error('wasm-bindgen is not in Cargo.lock');
+  return match[1];
+}
+
+function ensureDebianPackages() {
+  const wanted = [
+    [join(PG_BIN, 'postgres'), 'postgresql-15'],
+    ['/usr/share/postgresql/15/extension/pgtap.control', 'postgresql-15-pgtap'],
+    ['/usr/bin/pg_prove', 'pgtap'],
+  ].filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+  if (wanted.length === 0) return;
+  asRoot('apt-get', ['update', '-qq']);
+  asRoot('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...wanted]);
+}
+
+function ensureRustTools() {
+  const targets = has('rustup', ['target', 'list', '--installed']) ?? '';
+  if (!targets.split('\n').includes('wasm32-unknown-unknown')) run('rustup', ['target', 'add', 'wasm32-unknown-unknown']);
+  if (!(has('worker-build') ?? '').includes(WORKER_BUILD_VERSION)) {
+    run('cargo', ['install', 'worker-build', '--version', WORKER_BUILD_VERSION, '--locked']);
+  }
+  const bindgen = wasmBindgenVersion();
+  if (!(has('wasm-bindgen') ?? '').includes(bindgen)) {
+    // Not --locked: that lock names a webpki-roots release the registry may not serve.
+    run('cargo', ['install', 'wasm-bindgen-cli', '--version', bindgen]);
+  }
+}
+
+function ensureNodeModules() {
+  const stamp = join(root, 'node_modules', '.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  if (existsSync(stamp) && statSync(stamp).mtimeMs >= statSync(lock).mtimeMs) return;
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root });
+}
+
+export function ensureTools({ rust = true } = {}) {
+  ensureDebianPackages();
+  if (rust) ensureRustTools();
+  ensureNodeModules();
+}
+
+// The three helpers worker-build would otherwise download from GitHub.
+export function buildEnv() {
+  const bin = join(root, 'node_modules', '.bin');
+  const cargoBin = join(process.env.CARGO_HOME ?? join(process.env.HOME, '.cargo'), 'bin');
+  return {
+    ...process.env,
+    PATH: `${cargoBin}:${bin}:${process.env.PATH}`,
+    WASM_BINDGEN_BIN: has('wasm-bindgen') ? 'wasm-bindgen' : join(cargoBin, 'wasm-bindgen'),
+    WASM_OPT_BIN: join(bin, 'wasm-opt'),
+    ESBUILD_BIN: join(bin, 'esbuild'),
+  };
+}

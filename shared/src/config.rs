@@ -1,0 +1,95 @@
+//! Configuration read once per request from the environment. Every missing variable is named
+//! at once, so a misconfigured deployment is fixed in one go.
+
+use crate::cors::AllowedOrigins;
+
+/// What every function needs. Secrets used only by some functions are read where needed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgREST's base URL: `https://<project>.supabase.co/rest/v1` when hosted.
+    pub postgrest_url: String,
+    /// The project's anon key, sent as `apikey` on every PostgREST request.
+    pub anon_key: String,
+    pub allowed_origins: AllowedOrigins,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingVariables(pub Vec<&'static str>);
+
+impl std::fmt::Display for MissingVariables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "missing environment variables: {}", self.0.join(", "))
+    }
+}
+
+/// Reads variables through `lookup`, collecting the name of every one that is absent or empty.
+pub struct Reader<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+    missing: Vec<&'static str>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    pub fn new(lookup: F) -> Self {
+        Self { lookup, missing: Vec::new() }
+    }
+
+    pub fn required(&mut self, name: &'static str) -> String {
+        match (self.lookup)(name).filter(|value| !value.trim().is_empty()) {
+            Some(value) => value,
+            None => {
+                self.missing.push(name);
+                String::new()
+            }
+        }
+    }
+
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    pub fn finish<T>(self, value: T) -> Result<T, MissingVariables> {
+        if self.missing.is_empty() {
+            Ok(value)
+        } else {
+            Err(MissingVariables(self.missing))
+        }
+    }
+}
+
+impl Config {
+    pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVariables> {
+        let mut vars = Reader::new(lookup);
+        let config = Config {
+            postgrest_url: vars.required("POSTGREST_URL").trim_end_matches('/').to_owned(),
+            anon_key: vars.required("SUPABASE_ANON_KEY"),
+            allowed_origins: AllowedOrigins::parse(&vars.optional("ALLOWED_ORIGINS").unwrap_or_default()),
+        };
+        vars.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let error = Config::read(lookup(&[("SUPABASE_ANON_KEY", "  ")])).unwrap_err();
+        assert_eq!(error.0, vec!["POSTGREST_URL", "SUPABASE_ANON_KEY"]);
+        assert_eq!(error.to_string(), "missing environment variables: POSTGREST_URL, SUPABASE_ANON_KEY");
+    }
+
+    #[test]
+    fn a_complete_environment_reads_and_trims_the_trailing_slash() {
+        let config =
+            Config::read(lookup(&[("POSTGREST_URL", "http://127.0.0.1:3000/"), ("SUPABASE_ANON_KEY", "k")])).unwrap();
+        assert_eq!(config.postgrest_url, "http://127.0.0.1:3000");
+        assert_eq!(config.allowed_origins.allow(Some("https://x.example")), None);
+    }
+}

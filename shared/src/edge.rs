@@ -1,0 +1,249 @@
+//! The Cloudflare Workers glue every function shares: routing with 404/405 in the shared error
+//! shape, CORS and preflight, request ids, JSON bodies with their limits, the health route and
+//! one structured log line per request.
+
+use crate::config::Config;
+use crate::cors::{self, AllowedOrigins};
+use crate::error::ApiError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+use worker::{console_log, Date, Env, Fetch, Headers, Method, Request, Response};
+
+pub type Reply = Result<Response, ApiError>;
+pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
+
+/// One route of a function: `GET /health` and `OPTIONS` are added by [`serve`].
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub handler: Handler,
+}
+
+/// A function's identity and routes, declared once in its `lib.rs`.
+pub struct Service {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub routes: &'static [Route],
+}
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request being served, with what every handler needs.
+pub struct Call {
+    pub req: Request,
+    pub env: Env,
+    pub config: Config,
+    pub request_id: String,
+}
+
+impl Call {
+    /// The value of a secret or variable this function needs beyond [`Config`].
+    pub fn var(&self, name: &'static str) -> Result<String, ApiError> {
+        read_var(&self.env, name).ok_or_else(|| {
+            log_error(&self.request_id, "config", &format!("missing environment variable {name}"));
+            ApiError::internal()
+        })
+    }
+
+    /// Reads a JSON body: 415 unless it is declared JSON, 413 past [`MAX_BODY_BYTES`], 400 for
+    /// malformed JSON or a shape that does not match, naming where it went wrong.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let content_type = self.header("content-type").unwrap_or_default();
+        if !content_type.to_ascii_lowercase().starts_with("application/json") {
+            return Err(ApiError::new(415, "unsupported_media_type", "Send the body as application/json."));
+        }
+        let declared = self.header("content-length").and_then(|length| length.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+            return Err(body_too_large());
+        }
+        let bytes = self.req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "The body could not be read."))?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(body_too_large());
+        }
+        serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this request: {error}."))
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.req.headers().get(name).ok().flatten()
+    }
+
+    /// The caller's bearer token, if one was sent.
+    pub fn bearer_token(&self) -> Option<String> {
+        let value = self.header("authorization")?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|token| !token.is_empty())
+    }
+
+    /// The client's address as Cloudflare reports it.
+    pub fn client_ip(&self) -> Option<String> {
+        self.header("cf-connecting-ip")
+    }
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(413, "payload_too_large", format!("The body exceeds {MAX_BODY_BYTES} bytes."))
+}
+
+/// A JSON response with the given status.
+pub fn json_reply(status: u16, body: &impl Serialize) -> Reply {
+    Response::from_json(body).map(|response| response.with_status(status)).map_err(|_| ApiError::internal())
+}
+
+fn read_var(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).map(|value| value.to_string()).or_else(|_| env.var(name).map(|value| value.to_string())).ok()
+}
+
+/// Serves one request: the entry point of every function's `#[event(fetch)]`.
+pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker::Result<Response> {
+    let started = Date::now().as_millis();
+    let method = req.method();
+    let path = req.path();
+    let origin = req.headers().get("origin").ok().flatten();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .ok()
+        .flatten()
+        .filter(|id| is_safe_request_id(id))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+
+    let config = Config::read(|name| read_var(&env, name));
+    let allowed_origins = config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
+    let reply = match config {
+        Err(missing) => {
+            log_error(&request_id, "config", &missing.to_string());
+            Err(ApiError::internal())
+        }
+        Ok(config) => dispatch(Call { req, env, config, request_id: request_id.clone() }, service, &method, &path).await,
+    };
+    let status = match &reply {
+        Ok(response) => response.status_code(),
+        Err(error) => error.status,
+    };
+    if let Err(error) = &reply {
+        if error.status >= 500 {
+            log_error(&request_id, error.code, &error.message);
+        }
+    }
+    let response = match reply {
+        Ok(response) => response,
+        Err(error) => error_response(&error)?,
+    };
+    let response = decorate(response, &request_id, allowed_origins.allow(origin.as_deref()))?;
+    log_line(&json!({
+        "level": "info",
+        "function": service.name,
+        "request_id": request_id,
+        "method": method.to_string(),
+        "path": path,
+        "status": status,
+        "duration_ms": Date::now().as_millis().saturating_sub(started),
+    }));
+    Ok(response)
+}
+
+async fn dispatch(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
+    let on_path: Vec<&Route> = service.routes.iter().filter(|route| route.path == path).collect();
+    let allowed = || {
+        let mut methods: Vec<String> = on_path.iter().map(|route| route.method.to_string()).collect();
+        if path == "/health" {
+            methods.push("GET".into());
+        }
+        methods.push("OPTIONS".into());
+        methods.join(", ")
+    };
+    if on_path.is_empty() && path != "/health" {
+        return Err(ApiError::not_found(format!("No route {path} on {}.", service.name)));
+    }
+    if *method == Method::Options {
+        return preflight(&allowed());
+    }
+    if path == "/health" && *method == Method::Get {
+        return health(&call, service).await;
+    }
+    match on_path.iter().find(|route| route.method == *method) {
+        Some(route) => (route.handler)(call).await,
+        None => Err(ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}."))
+            .with_detail("allow", allowed())),
+    }
+}
+
+fn preflight(allow: &str) -> Reply {
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| ApiError::internal());
+    set("access-control-allow-methods", allow)?;
+    set("access-control-allow-headers", cors::ALLOWED_HEADERS)?;
+    set("access-control-max-age", cors::MAX_AGE_SECONDS)?;
+    set("allow", allow)?;
+    Ok(Response::empty().map_err(|_| ApiError::internal())?.with_status(204).with_headers(headers))
+}
+
+/// `GET /health`: the function's name and version, and whether PostgREST answers.
+async fn health(call: &Call, service: &Service) -> Reply {
+    let url = format!("{}/", call.config.postgrest_url);
+    let started = Date::now().as_millis();
+    let probe = async {
+        let mut init = worker::RequestInit::new();
+        let headers = Headers::new();
+        headers.set("apikey", &call.config.anon_key).ok()?;
+        headers.set("accept", "application/openapi+json").ok()?;
+        init.with_headers(headers);
+        let request = Request::new_with_init(&url, &init).ok()?;
+        Fetch::Request(request).send().await.ok().map(|response| response.status_code())
+    };
+    let upstream_status = probe.await;
+    let reachable = upstream_status.is_some_and(|status| status < 500);
+    json_reply(
+        if reachable { 200 } else { 503 },
+        &json!({
+            "name": service.name,
+            "version": service.version,
+            "status": if reachable { "ok" } else { "degraded" },
+            "postgrest": {
+                "reachable": reachable,
+                "status": upstream_status,
+                "latency_ms": Date::now().as_millis().saturating_sub(started),
+            },
+        }),
+    )
+}
+
+fn error_response(error: &ApiError) -> worker::Result<Response> {
+    let mut response = Response::from_json(&error.body())?.with_status(error.status);
+    if let Some(seconds) = error.retry_after {
+        response.headers_mut().set("retry-after", &seconds.to_string())?;
+    }
+    if let Some(allow) = error.details.get("allow").and_then(|allow| allow.as_str()) {
+        response.headers_mut().set("allow", allow)?;
+    }
+    Ok(response)
+}
+
+fn decorate(mut response: Response, request_id: &str, allow_origin: Option<String>) -> worker::Result<Response> {
+    let headers = response.headers_mut();
+    headers.set("x-request-id", request_id)?;
+    if let Some(origin) = allow_origin {
+        headers.set("access-control-allow-origin", &origin)?;
+        headers.set("access-control-expose-headers", cors::EXPOSED_HEADERS)?;
+        headers.append("vary", "Origin")?;
+    }
+    Ok(response)
+}
+
+fn is_safe_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn log_line(value: &serde_json::Value) {
+    console_log!("{value}");
+}
+
+pub fn log_error(request_id: &str, code: &str, message: &str) {
+    log_line(&json!({ "level": "error", "request_id": request_id, "code": code, "message": message }));
+}

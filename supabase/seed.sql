@@ -1,0 +1,2 @@
+-- Seed data: filled in with the schema.
+select 1;
