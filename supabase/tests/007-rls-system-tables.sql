@@ -1,0 +1,51 @@
+-- RLS on what only the system writes: tokens, reminders, audit rows, match requests and results.
+begin;
+\ir _helpers.psql
+select plan(13);
+
+insert into email_verification_tokens (user_id, email, token_hash, expires_at)
+values (tests.user_id('casey.client@example.com'), 'casey.client@example.com', extensions.digest('t1', 'sha256'), now() + interval '1 day');
+insert into password_reset_tokens (user_id, token_hash, expires_at)
+values (tests.user_id('casey.client@example.com'), extensions.digest('t2', 'sha256'), now() + interval '1 hour');
+insert into reminders (session_id, recipient_id, kind, due_at, next_attempt_at)
+values ('55555555-5555-4555-8555-555555555503', tests.user_id('casey.client@example.com'), '24h', now(), now());
+insert into audit_logs (actor_id, actor_role, action, entity, entity_id) values (tests.user_id('casey.client@example.com'), 'authenticated', 'session.created', 'sessions', 'x');
+insert into match_requests (id, client_id, skills) values ('66666666-6666-4666-8666-666666666666', tests.user_id('casey.client@example.com'), array['react']);
+insert into match_results (request_id, expert_id, rank, score, score_parts) values ('66666666-6666-4666-8666-666666666666', tests.user_id('rae.react@example.com'), 1, 0.9, '{}');
+
+select tests.authenticate_as('casey.client@example.com');
+select throws_ok('select token_hash from email_verification_tokens', '42501', 'permission denied for table email_verification_tokens',
+  'a user cannot read even their own verification token hash');
+select throws_ok('select token_hash from password_reset_tokens', '42501', 'permission denied for table password_reset_tokens',
+  'nor their reset token hash');
+select is((select count(*) from reminders), 1::bigint, 'a recipient sees their reminder');
+select throws_ok('select last_error from reminders', '42501', 'permission denied for table reminders', 'but not its internals');
+select is((select count(*) from audit_logs), 0::bigint, 'a client cannot read the audit log, not even their own rows');
+select throws_ok($$insert into audit_logs (actor_role, action, entity) values ('authenticated', 'x.y', 'z')$$, '42501',
+  'permission denied for table audit_logs', 'nor write it');
+select is((select count(*) from match_results), 1::bigint, 'a client sees their own search results');
+select throws_ok($$update auth.users set email_confirmed_at = now() where id = tests.user_id('casey.client@example.com')$$, '42501',
+  'permission denied for table users', 'a client cannot confirm their own email');
+reset role;
+
+select tests.authenticate_as('rae.react@example.com');
+select is((select count(*) from reminders) + (select count(*) from match_requests) + (select count(*) from match_results), 0::bigint,
+  'an expert sees neither the client''s reminders nor searches');
+reset role;
+
+select tests.as_anon();
+select throws_ok('select * from reminders', '42501', 'permission denied for table reminders', 'anon cannot read reminders');
+select throws_ok('select * from match_requests', '42501', 'permission denied for table match_requests', 'anon cannot read searches');
+reset role;
+
+update profiles set role = 'admin' where id = tests.user_id('avery.agency@example.com');
+select tests.authenticate_as('avery.agency@example.com');
+select is((select count(*) from audit_logs), 1::bigint, 'an admin reads the audit log');
+reset role;
+
+select tests.as_service_role();
+select is((select count(*) from email_verification_tokens) + (select count(*) from password_reset_tokens), 2::bigint, 'service_role works the token tables');
+reset role;
+
+select * from finish();
+rollback;

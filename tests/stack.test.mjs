@@ -1,0 +1,86 @@
+// The local stack itself: every worker serves /health through wrangler dev and reaches PostgREST,
+// the shared HTTP plumbing answers in the one error shape, PostgREST enforces the printed JWTs,
+// and the stand-in records and fails on demand.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, rest, stack, standin, user } from './helpers.mjs';
+import { signHs256 } from '../scripts/lib/jwt.mjs';
+
+const FUNCTIONS = ['auth-email-verify', 'booking-reminders', 'cancel-session', 'create-session', 'find-experts', 'password-reset'];
+
+test('the status lists all six functions and everything a developer needs', () => {
+  assert.deepEqual(Object.keys(stack.functions).sort(), FUNCTIONS);
+  for (const key of ['postgrest_url', 'db_url', 'standin_url', 'jwt_secret', 'anon_key', 'service_role_key']) assert.ok(stack[key], key);
+  assert.deepEqual(stack.users.map((u) => u.role).sort(), ['agency_admin', 'client', 'expert', 'expert', 'expert', 'expert']);
+});
+
+for (const name of FUNCTIONS) {
+  test(`${name} answers /health with its name, version and a reachable PostgREST`, async () => {
+    const { status, json, headers } = await call(name, '/health');
+    assert.equal(status, 200);
+    assert.equal(json.name, name);
+    assert.match(json.version, /^\d+\.\d+\.\d+$/);
+    assert.equal(json.postgrest.reachable, true);
+    assert.equal(json.postgrest.status, 200);
+    assert.match(headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
+  });
+}
+
+test('an unknown route is a 404 in the shared error shape', async () => {
+  const { status, json } = await call('create-session', '/nowhere');
+  assert.equal(status, 404);
+  assert.equal(json.error.code, 'not_found');
+  assert.equal(typeof json.error.message, 'string');
+  assert.deepEqual(json.error.details, {});
+});
+
+test('a wrong method is a 405 naming the allowed ones', async () => {
+  const { status, json, headers } = await call('find-experts', '/health', { method: 'DELETE' });
+  assert.equal(status, 405);
+  assert.equal(json.error.code, 'method_not_allowed');
+  assert.equal(headers.get('allow'), 'GET, OPTIONS');
+});
+
+test('a preflight from an allowed origin is answered with the CORS headers', async () => {
+  const { status, headers } = await call('create-session', '/health', {
+    method: 'OPTIONS',
+    headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'GET' },
+  });
+  assert.equal(status, 204);
+  assert.equal(headers.get('access-control-allow-origin'), 'http://localhost:3000');
+  assert.match(headers.get('access-control-allow-headers'), /authorization/);
+});
+
+test('an origin that is not allowed gets no CORS header', async () => {
+  const { headers } = await call('create-session', '/health', { headers: { origin: 'https://evil.example' } });
+  assert.equal(headers.get('access-control-allow-origin'), null);
+});
+
+test('a request id sent by the caller is kept, a malformed one replaced', async () => {
+  assert.equal((await call('cancel-session', '/health', { headers: { 'x-request-id': 'trace-123' } })).headers.get('x-request-id'), 'trace-123');
+  assert.notEqual((await call('cancel-session', '/health', { headers: { 'x-request-id': 'bad id\u00e9' } })).headers.get('x-request-id'), 'bad id\u00e9');
+});
+
+test('PostgREST applies RLS to the printed client JWT and refuses a forged one', async () => {
+  const client = user('client');
+  const sessions = await rest('/sessions?select=id', { token: client.jwt });
+  assert.equal(sessions.length, 3);
+  const forged = signHs256({ sub: client.id, role: 'service_role', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 60 }, 'not-the-secret-not-the-secret-xx');
+  await assert.rejects(rest('/sessions?select=id', { token: forged }), /401/);
+});
+
+test('the stand-in records requests and fails when told to', async () => {
+  await standin.reset();
+  const send = () => fetch(`${stack.standin_url}/emails`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer re_test', 'content-type': 'application/json', 'idempotency-key': 'k1' },
+    body: JSON.stringify({ from: 'a@example.com', to: ['b@example.com'], subject: 'Hi', text: 'Hello' }),
+  });
+  await standin.fail('email', 503, 1);
+  assert.equal((await send()).status, 503);
+  const first = await (await send()).json();
+  const again = await (await send()).json();
+  assert.equal(again.id, first.id, 'the idempotency key returns the first answer');
+  assert.equal((await standin.emails()).length, 1, 'one email accepted despite three requests');
+  assert.equal((await standin.requests('email')).length, 3);
+});
