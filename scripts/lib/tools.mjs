@@ -59,7 +59,9 @@ function ensureNodeModules() {
   const stamp = join(root, 'node_modules', '.package-lock.json');
   const lock = join(root, 'package-lock.json');
   if (existsSync(stamp) && statSync(stamp).mtimeMs >= statSync(lock).mtimeMs) return;
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root });
+  // `npm install` rather than `npm ci`: the lock may lack other platforms' optional packages,
+  // which `npm ci` treats as out of sync.
+  run('npm', ['install', '--no-audit', '--no-fund'], { cwd: root });
 }
 
 export function ensureTools({ rust = true } = {}) {
