@@ -2,7 +2,7 @@
 //   1. cargo test for the workspace (the shared crate's pure logic, natively)
 //   2. the pgTAP files in supabase/tests through pg_prove
 //   3. the end-to-end tests in tests/ against the built workers under wrangler dev
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureTools } from './lib/tools.mjs';
@@ -10,22 +10,31 @@ import { startStack, stackPaths } from './lib/stack.mjs';
 import { root, log } from './lib/util.mjs';
 
 const failures = [];
-const step = (name, command, args, env = {}) => {
+// Asynchronous on purpose: the stand-in serves from this process while the steps run.
+const step = (name, command, args, env = {}) => new Promise((resolve) => {
   log(`${name}: ${command} ${args.join(' ')}`);
-  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
-  if (result.status !== 0) failures.push(`${name} (exit ${result.status ?? result.signal})`);
-};
+  spawn(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } }).on('close', (code, signal) => {
+    if (code !== 0) failures.push(`${name} (exit ${code ?? signal})`);
+    resolve();
+  });
+});
 
 ensureTools();
-step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
+await step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
 
 const { status, stop } = await startStack({ profile: 'test', installTools: false });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, async () => {
+    await stop();
+    process.exit(130);
+  });
+}
 try {
   const db = new URL(status.db_url);
   const pgTests = readdirSync(join(root, 'supabase', 'tests')).filter((name) => name.endsWith('.sql')).sort().map((name) => join('supabase', 'tests', name));
-  step('pgTAP', 'pg_prove', ['--host', db.hostname, '--port', db.port, '--username', db.username, '--dbname', 'postgres', '--failures', ...pgTests], { PGPASSWORD: db.password });
+  await step('pgTAP', 'pg_prove', ['--host', db.hostname, '--port', db.port, '--username', db.username, '--dbname', 'postgres', '--failures', ...pgTests], { PGPASSWORD: db.password });
   const e2e = readdirSync(join(root, 'tests')).filter((name) => name.endsWith('.test.mjs')).sort().map((name) => join('tests', name));
-  step('end-to-end', process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...e2e], { STACK_STATUS: stackPaths('test').status });
+  await step('end-to-end', process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...e2e], { STACK_STATUS: stackPaths('test').status });
 } finally {
   await stop();
 }

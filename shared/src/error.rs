@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// An error meant for the caller: an HTTP status, a stable machine-readable code, a sentence
@@ -10,16 +11,18 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     pub details: Map<String, Value>,
     /// Seconds the caller should wait before retrying (429 and 503 send `Retry-After`).
     pub retry_after: Option<u64>,
+    /// What went wrong, for the log only: never sent to the caller.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Map::new(), retry_after: None }
+    pub fn new(status: u16, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), details: Map::new(), retry_after: None, cause: None }
     }
 
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -58,6 +61,11 @@ impl ApiError {
         Self::new(500, "internal", "An unexpected error occurred; it has been logged.")
     }
 
+    pub fn because(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
     pub fn body(&self) -> Value {
         #[derive(Serialize)]
         struct Inner<'a> {
@@ -65,7 +73,7 @@ impl ApiError {
             message: &'a str,
             details: &'a Map<String, Value>,
         }
-        serde_json::json!({ "error": Inner { code: self.code, message: &self.message, details: &self.details } })
+        serde_json::json!({ "error": Inner { code: &self.code, message: &self.message, details: &self.details } })
     }
 }
 

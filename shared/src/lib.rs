@@ -4,8 +4,13 @@
 //! thin Cloudflare Workers glue, compiled only with the `worker` feature.
 
 pub mod config;
+pub mod auth;
 pub mod cors;
+pub mod db;
 pub mod error;
+pub mod pricing;
+pub mod refund;
+pub mod validate;
 
 #[cfg(feature = "worker")]
 pub mod edge;

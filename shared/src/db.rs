@@ -1,0 +1,163 @@
+//! PostgREST access: one small client on the `postgrest` crate, and the one place where
+//! PostgREST's errors become the crate's [`ApiError`].
+//!
+//! User-initiated work sends the caller's own JWT, so that RLS decides; system work (cron,
+//! hooks, token checks) sends the service-role key. Both send the anon key as `apikey`, which
+//! hosted Supabase's gateway requires.
+
+use crate::error::ApiError;
+use postgrest::{Builder, Postgrest};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub struct Db {
+    client: Postgrest,
+    with_user_jwt: bool,
+}
+
+/// PostgREST's error body: `{code, message, details, hint}`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct PostgrestError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub details: Option<Value>,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+impl Db {
+    /// Acts as the caller: RLS applies to what their token allows.
+    pub fn as_caller(url: &str, anon_key: &str, jwt: &str) -> Self {
+        Self::with_bearer(url, anon_key, jwt, true)
+    }
+
+    /// Acts as service_role, for system work only.
+    pub fn as_service(url: &str, anon_key: &str, service_role_key: &str) -> Self {
+        Self::with_bearer(url, anon_key, service_role_key, false)
+    }
+
+    fn with_bearer(url: &str, anon_key: &str, bearer: &str, with_user_jwt: bool) -> Self {
+        let client = Postgrest::new(url).insert_header("apikey", anon_key).insert_header("Authorization", format!("Bearer {bearer}"));
+        Self { client, with_user_jwt }
+    }
+
+    pub fn from(&self, table: &str) -> Builder {
+        self.client.from(table)
+    }
+
+    /// Calls `POST /rpc/<function>` with named arguments and decodes the result.
+    pub async fn rpc<T: DeserializeOwned>(&self, function: &str, args: &impl Serialize) -> Result<T, ApiError> {
+        let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
+        self.run(self.client.rpc(function, body)).await
+    }
+
+    /// Sends a request built with [`Db::from`] and decodes the JSON answer.
+    pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
+        let response = builder.execute().await.map_err(|_| unavailable())?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|_| unavailable())?;
+        if status >= 300 {
+            return Err(translate(status, &text, self.with_user_jwt));
+        }
+        let text = if text.is_empty() { "null" } else { text.as_str() };
+        serde_json::from_str(text).map_err(|error| {
+            ApiError::internal().because(format!("unexpected PostgREST answer: {error}"))
+        })
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::unavailable("database_unavailable", "The database cannot be reached right now; nothing was changed. Try again shortly.")
+        .with_retry_after(5)
+}
+
+/// Maps a PostgREST error to the crate's error. Our SQL functions raise business errors with
+/// `errcode 'PTnnn'` (PostgREST answers HTTP nnn) and put the stable code in `hint` and
+/// structured details as JSON in `detail`.
+pub fn translate(status: u16, body: &str, with_user_jwt: bool) -> ApiError {
+    let error: PostgrestError = serde_json::from_str(body).unwrap_or_default();
+    let code = error.code.as_deref().unwrap_or_default();
+    let message = error.message.clone().unwrap_or_default();
+    if code.starts_with("PT") {
+        let mut api = ApiError::new(status, error.hint.clone().unwrap_or_else(|| "rejected".into()), message);
+        if let Some(Value::String(details)) = &error.details {
+            if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(details) {
+                api.details = map;
+            }
+        }
+        return api;
+    }
+    match (status, code) {
+        (_, "PGRST000" | "PGRST001" | "PGRST002" | "PGRST003") | (502..=504, _) => unavailable(),
+        (_, "23505") => ApiError::conflict("duplicate", "That already exists."),
+        (_, "23P01") => ApiError::conflict("overlap", "That time overlaps another active session."),
+        (_, "23503") => ApiError::conflict("missing_reference", "A referenced record does not exist."),
+        (_, "42501") if with_user_jwt => ApiError::forbidden(if message.is_empty() { "Not allowed.".into() } else { message }),
+        (_, "PGRST301" | "PGRST302") => ApiError::unauthorized("The token was not accepted by the database."),
+        (_, "PGRST116") => ApiError::not_found("No such record."),
+        _ => ApiError::internal().because(format!("PostgREST {status} {code}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Bodies as the real PostgREST 12 sends them.
+    #[test]
+    fn a_raised_business_error_keeps_its_status_code_message_and_details() {
+        let body = r#"{"code":"PT409","details":"{\"amount_cents\": 16000}","hint":"price_changed","message":"The expert's rate changed since the quote."}"#;
+        let error = translate(409, body, true);
+        assert_eq!((error.status, error.code.as_ref(), error.message.as_str()), (409, "price_changed", "The expert's rate changed since the quote."));
+        assert_eq!(error.details["amount_cents"], 16000);
+    }
+
+    #[test]
+    fn permission_denied_is_forbidden_for_a_user() {
+        let body = r#"{"code":"42501","details":null,"hint":null,"message":"permission denied for table sessions"}"#;
+        let error = translate(403, body, true);
+        assert_eq!((error.status, error.code.as_ref()), (403, "forbidden"));
+    }
+
+    #[test]
+    fn permission_denied_for_the_service_role_is_our_bug_not_the_callers() {
+        let body = r#"{"code":"42501","details":null,"hint":null,"message":"permission denied for table sessions"}"#;
+        assert_eq!(translate(403, body, false).status, 500);
+    }
+
+    #[test]
+    fn unique_and_exclusion_violations_are_conflicts() {
+        let unique = r#"{"code":"23505","details":"Key (slug)=(react) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"skill_categories_slug_key\""}"#;
+        assert_eq!(translate(409, unique, true).status, 409);
+        let overlap = r#"{"code":"23P01","details":"Key conflicts with existing key.","hint":null,"message":"conflicting key value violates exclusion constraint \"sessions_expert_no_overlap\""}"#;
+        let error = translate(400, overlap, true);
+        assert_eq!((error.status, error.code.as_ref()), (409, "overlap"));
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_a_503_with_retry_after() {
+        let body = r#"{"code":"PGRST001","details":"connection refused","hint":null,"message":"Database client error. Retrying the connection."}"#;
+        let error = translate(503, body, true);
+        assert_eq!((error.status, error.code.as_ref(), error.retry_after), (503, "database_unavailable", Some(5)));
+        assert_eq!(translate(502, "<html>Bad gateway</html>", true).status, 503);
+    }
+
+    #[test]
+    fn a_rejected_jwt_is_unauthorized() {
+        let body = r#"{"code":"PGRST301","details":null,"hint":null,"message":"JWSError JWSInvalidSignature"}"#;
+        assert_eq!(translate(401, body, true).status, 401);
+    }
+
+    #[test]
+    fn anything_unexpected_is_an_internal_error_with_a_generic_message() {
+        let body = r#"{"code":"42883","details":null,"hint":"No function matches","message":"function public.nope() does not exist"}"#;
+        let error = translate(404, body, true);
+        assert_eq!(error.status, 500);
+        assert!(!error.body().to_string().contains("nope"), "the cause stays out of the answer");
+        assert!(error.cause.unwrap().contains("public.nope()"), "and goes to the log");
+    }
+}
