@@ -1,6 +1,9 @@
 // Shared by the end-to-end tests: the running test stack's status, typed calls to the workers,
-// PostgREST as service_role for arranging and checking state, and the stand-in's controls.
+// PostgREST and SQL for arranging and checking state, and the stand-in's controls.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { userToken } from '../scripts/lib/jwt.mjs';
 
 const statusPath = process.env.STACK_STATUS;
 if (!statusPath) throw new Error('STACK_STATUS is not set: run the end-to-end tests through npm test');
@@ -9,20 +12,35 @@ export const stack = JSON.parse(readFileSync(statusPath, 'utf8'));
 export const user = (role, index = 0) => stack.users.filter((u) => u.role === role)[index];
 export const userByEmail = (email) => stack.users.find((u) => u.email === email);
 
-// Calls a worker; `token` is sent as a bearer token, `body` as JSON.
-export async function call(fn, path, { method = 'GET', body, token, headers = {} } = {}) {
-  const response = await fetch(`${stack.functions[fn]}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+// Calls a worker; `token` is sent as a bearer token, `body` as JSON. Each call opens its own
+// connection (no keep-alive), so a server closing an idle pooled connection cannot race a test.
+export function call(fn, path, { method = 'GET', body, token, headers = {} } = {}) {
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(new URL(`${stack.functions[fn]}${path}`), {
+      method,
+      agent: false,
+      headers: {
+        ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+    }, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        resolve({ status: response.statusCode, headers: new Headers(Object.entries(response.headers).map(([k, v]) => [k, String(v)])), json, text });
+      });
+    });
+    request.on('error', reject);
+    request.end(payload);
   });
-  const text = await response.text();
-  let json;
-  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-  return { status: response.status, headers: response.headers, json, text };
 }
 
-// PostgREST as service_role (bypasses RLS): for arranging fixtures and checking what was written.
+// PostgREST with a given token (service_role by default, which bypasses RLS).
 export async function rest(path, { method = 'GET', body, prefer, token = stack.service_role_key } = {}) {
   const response = await fetch(`${stack.postgrest_url}${path}`, {
     method,
@@ -40,4 +58,55 @@ export const standin = {
   emails: async () => (await fetch(`${stack.standin_url}/__standin/emails`)).json(),
   fail: (service, status = 500, times = 1) =>
     fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service, status, times }) }),
+};
+
+// SQL as the superuser, for arranging what no API may do (past sessions, new users) and for
+// checking the database directly. Returns the rows as JSON.
+export function sql(query) {
+  const out = execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', stack.db_superuser_url, '-c',
+    `with t as (${query}) select coalesce(json_agg(t), '[]') from t`], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+export function exec(statement) {
+  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', stack.db_superuser_url, '-c', statement], { encoding: 'utf8' });
+}
+
+// A new signed-in client with a ready JWT.
+export function newClient(label) {
+  const email = `${label}-${Math.random().toString(36).slice(2, 10)}@example.com`;
+  const [{ id }] = sql(`insert into auth.users (id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+    values (gen_random_uuid(), 'authenticated', 'authenticated', '${email}', '{"full_name": "Test Client", "timezone": "Asia/Tokyo"}', now(), now()) returning id`);
+  return { id, email, jwt: userToken({ id, email }, stack.jwt_secret) };
+}
+
+// A new active expert (no availability rules) with a ready JWT.
+export function newExpert(label, { rate = 9000, timezone = 'America/Los_Angeles' } = {}) {
+  const email = `${label}-${Math.random().toString(36).slice(2, 10)}@example.com`;
+  const [{ id }] = sql(`insert into auth.users (id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+    values (gen_random_uuid(), 'authenticated', 'authenticated', '${email}', '{"full_name": "Test Expert", "role": "expert", "timezone": "${timezone}"}', now(), now()) returning id`);
+  exec(`insert into expert_profiles (id, hourly_rate_cents, currency, timezone) values ('${id}', ${rate}, 'USD', '${timezone}')`);
+  return { id, email, jwt: userToken({ id, email }, stack.jwt_secret) };
+}
+
+let dayCursor = 2;
+// A start inside an expert's weekly hours (weekdays 09:00-17:00 local) on a weekday no other
+// test has used yet and the expert has nothing booked, at `hour` local time.
+export function freeWeekdayStart(expertId, hour = 12) {
+  const [{ starts }] = sql(`
+    select (d::date + make_time(${hour}, 0, 0)) at time zone e.timezone as starts
+    from public.expert_profiles e, generate_series(current_date + ${dayCursor}, current_date + 80, interval '1 day') d
+    where e.id = '${expertId}' and extract(isodow from d) < 6
+      and not exists (select 1 from public.sessions s where s.expert_id = e.id and (s.starts_at at time zone e.timezone)::date = d::date)
+    order by d limit 1`);
+  const [{ next }] = sql(`select ((timestamptz '${starts}' at time zone 'UTC')::date - current_date + 1) as next`);
+  dayCursor = next;
+  return new Date(starts).toISOString();
+}
+
+export const EXPERTS = {
+  ada: '22222222-2222-4222-8222-222222222201',
+  finn: '22222222-2222-4222-8222-222222222202',
+  devon: '22222222-2222-4222-8222-222222222203',
+  rae: '22222222-2222-4222-8222-222222222204',
 };

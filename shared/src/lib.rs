@@ -5,11 +5,14 @@
 
 pub mod config;
 pub mod auth;
+pub mod booking;
 pub mod cors;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod pricing;
 pub mod refund;
+pub mod search;
 pub mod validate;
 
 #[cfg(feature = "worker")]

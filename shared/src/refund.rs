@@ -10,14 +10,8 @@
 //! the fee part rounded half up; the payout part is the rest, so the parts add up.
 
 use chrono::{DateTime, Duration, Utc};
+use crate::booking::Side;
 use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Canceller {
-    Client,
-    Expert,
-}
 
 /// What the policy needs to know about a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +39,27 @@ pub enum NotCancellable {
 /// Strictly more than this before the start, a client gets everything back.
 pub const FULL_REFUND_NOTICE: Duration = Duration::hours(24);
 
-pub fn refund(charge: Charge, starts_at: DateTime<Utc>, by: Canceller, now: DateTime<Utc>) -> Result<Refund, NotCancellable> {
+pub fn refund(charge: Charge, starts_at: DateTime<Utc>, by: Side, now: DateTime<Utc>) -> Result<Refund, NotCancellable> {
     if now >= starts_at {
         return Err(NotCancellable::AlreadyStarted);
     }
     let percent: u8 = match by {
         _ if !charge.captured => 0,
-        Canceller::Expert => 100,
-        Canceller::Client if starts_at - now > FULL_REFUND_NOTICE => 100,
-        Canceller::Client => 50,
+        Side::Expert => 100,
+        Side::Client if starts_at - now > FULL_REFUND_NOTICE => 100,
+        Side::Client => 50,
     };
     let amount = match percent {
         100 => charge.amount_cents,
         50 => (charge.amount_cents + 1) / 2,
         _ => 0,
     };
+    Ok(split(charge, percent, amount))
+}
+
+/// The refund of `amount` split between fee and payout in proportion to the charge: the fee
+/// part rounded half up, the payout part the rest. Also rebuilds a stored refund's breakdown.
+pub fn split(charge: Charge, percent: u8, amount: i64) -> Refund {
     let fee = if charge.amount_cents == 0 {
         0
     } else {
@@ -68,7 +68,7 @@ pub fn refund(charge: Charge, starts_at: DateTime<Utc>, by: Canceller, now: Date
         let denominator = i128::from(charge.amount_cents);
         ((numerator * 2 + denominator) / (denominator * 2)) as i64
     };
-    Ok(Refund { percent, amount_cents: amount, platform_fee_cents: fee, expert_payout_cents: amount - fee })
+    Refund { percent, amount_cents: amount, platform_fee_cents: fee, expert_payout_cents: amount - fee }
 }
 
 #[cfg(test)]
@@ -85,15 +85,15 @@ mod tests {
     #[test]
     fn the_policy_at_its_boundaries() {
         let cases = [
-            ("25 hours before", Duration::hours(-25), Canceller::Client, Some(100)),
-            ("24 h and 1 s before", Duration::hours(-24) - Duration::seconds(1), Canceller::Client, Some(100)),
-            ("exactly 24 h before (not strictly more)", Duration::hours(-24), Canceller::Client, Some(50)),
-            ("24 h less 1 s before", Duration::hours(-24) + Duration::seconds(1), Canceller::Client, Some(50)),
-            ("1 s before the start", Duration::seconds(-1), Canceller::Client, Some(50)),
-            ("at the start", Duration::zero(), Canceller::Client, None),
-            ("after the start", Duration::minutes(5), Canceller::Client, None),
-            ("the expert, 1 hour before", Duration::hours(-1), Canceller::Expert, Some(100)),
-            ("the expert, at the start", Duration::zero(), Canceller::Expert, None),
+            ("25 hours before", Duration::hours(-25), Side::Client, Some(100)),
+            ("24 h and 1 s before", Duration::hours(-24) - Duration::seconds(1), Side::Client, Some(100)),
+            ("exactly 24 h before (not strictly more)", Duration::hours(-24), Side::Client, Some(50)),
+            ("24 h less 1 s before", Duration::hours(-24) + Duration::seconds(1), Side::Client, Some(50)),
+            ("1 s before the start", Duration::seconds(-1), Side::Client, Some(50)),
+            ("at the start", Duration::zero(), Side::Client, None),
+            ("after the start", Duration::minutes(5), Side::Client, None),
+            ("the expert, 1 hour before", Duration::hours(-1), Side::Expert, Some(100)),
+            ("the expert, at the start", Duration::zero(), Side::Expert, None),
         ];
         for (case, offset, by, expected) in cases {
             let outcome = refund(CHARGED, start(), by, start() + offset).ok().map(|refund| refund.percent);
@@ -103,21 +103,21 @@ mod tests {
 
     #[test]
     fn half_of_an_odd_amount_rounds_in_the_clients_favour() {
-        let refund = refund(CHARGED, start(), Canceller::Client, start() - Duration::hours(2)).unwrap();
+        let refund = refund(CHARGED, start(), Side::Client, start() - Duration::hours(2)).unwrap();
         assert_eq!(refund.amount_cents, 7_501);
         assert_eq!((refund.platform_fee_cents, refund.expert_payout_cents), (750, 6_751));
     }
 
     #[test]
     fn a_full_refund_returns_the_fee_and_payout_exactly() {
-        let refund = refund(CHARGED, start(), Canceller::Expert, start() - Duration::hours(2)).unwrap();
+        let refund = refund(CHARGED, start(), Side::Expert, start() - Duration::hours(2)).unwrap();
         assert_eq!((refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents), (15_001, 1_500, 13_501));
     }
 
     #[test]
     fn a_session_never_charged_refunds_nothing() {
         let pending = Charge { captured: false, ..CHARGED };
-        let refund = refund(pending, start(), Canceller::Client, start() - Duration::days(3)).unwrap();
+        let refund = refund(pending, start(), Side::Client, start() - Duration::days(3)).unwrap();
         assert_eq!((refund.percent, refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents), (0, 0, 0, 0));
     }
 
@@ -128,7 +128,7 @@ mod tests {
         ) {
             let fee = (amount * bps + 5_000) / 10_000;
             let charge = Charge { amount_cents: amount, platform_fee_cents: fee, expert_payout_cents: amount - fee, captured };
-            let by = if expert { Canceller::Expert } else { Canceller::Client };
+            let by = if expert { Side::Expert } else { Side::Client };
             if let Ok(refund) = refund(charge, start(), by, start() - Duration::minutes(minutes_before)) {
                 prop_assert!(refund.amount_cents <= amount && refund.amount_cents >= 0);
                 prop_assert_eq!(refund.platform_fee_cents + refund.expert_payout_cents, refund.amount_cents);

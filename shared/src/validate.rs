@@ -119,24 +119,43 @@ impl Default for BookingWindow {
     }
 }
 
-/// A session start: an RFC 3339 instant at least the minimum notice and at most the horizon
-/// after `now`, on a whole minute.
+impl BookingWindow {
+    /// The window from `BOOKING_MIN_NOTICE_MINUTES` and `BOOKING_MAX_HORIZON_DAYS`, each
+    /// defaulting to the policy (60 minutes, 90 days) and only ever narrowing it: the database
+    /// enforces the policy's outer bounds itself.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let default = Self::default();
+        let read = |name: &str| lookup(name).and_then(|value| value.trim().parse::<i64>().ok());
+        Self {
+            min_notice: read("BOOKING_MIN_NOTICE_MINUTES").map(Duration::minutes).filter(|notice| *notice > default.min_notice).unwrap_or(default.min_notice),
+            max_horizon: read("BOOKING_MAX_HORIZON_DAYS").map(Duration::days).filter(|horizon| *horizon > Duration::zero() && *horizon < default.max_horizon).unwrap_or(default.max_horizon),
+        }
+    }
+}
+
+/// A session start: an RFC 3339 instant on a whole minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StartTime(DateTime<Utc>);
 
 impl StartTime {
-    pub fn parse(text: &str, now: DateTime<Utc>, window: BookingWindow) -> Result<Self, Rule> {
+    pub fn parse(text: &str) -> Result<Self, Rule> {
         let start = parse_instant(text)?;
         if start.timestamp() % 60 != 0 {
             return Err(Rule::new("whole_minute", "A session starts on a whole minute."));
         }
-        if start < now + window.min_notice {
+        Ok(Self(start))
+    }
+
+    /// At least the minimum notice and at most the horizon after `now`. A well-formed start
+    /// outside the window is a conflict with the calendar, not a malformed request.
+    pub fn within(self, now: DateTime<Utc>, window: BookingWindow) -> Result<Self, Rule> {
+        if self.0 < now + window.min_notice {
             return Err(Rule::new("too_soon", format!("A session must be booked at least {} minutes ahead.", window.min_notice.num_minutes())));
         }
-        if start > now + window.max_horizon {
+        if self.0 > now + window.max_horizon {
             return Err(Rule::new("too_far", format!("A session can be booked at most {} days ahead.", window.max_horizon.num_days())));
         }
-        Ok(Self(start))
+        Ok(self)
     }
 
     pub fn get(self) -> DateTime<Utc> {
@@ -152,8 +171,14 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, Rule> {
 }
 
 /// An ISO 4217 currency code the platform prices in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 impl Currency {
     /// Active ISO 4217 codes with two minor digits: the ones a cents-based hourly rate means.
@@ -426,36 +451,51 @@ mod tests {
         assert_eq!(DurationMinutes::parse(-60).unwrap_err().name, "range");
     }
 
+    fn start(text: &str, now: DateTime<Utc>, window: BookingWindow) -> Result<StartTime, Rule> {
+        StartTime::parse(text)?.within(now, window)
+    }
+
     #[test]
     fn a_start_inside_the_booking_window_is_accepted() {
         let now = at("2030-01-01T10:00:00Z");
-        assert!(StartTime::parse("2030-01-01T11:00:00Z", now, BookingWindow::default()).is_ok(), "exactly one hour ahead");
-        assert!(StartTime::parse("2030-04-01T10:00:00Z", now, BookingWindow::default()).is_ok(), "exactly 90 days ahead");
-        assert!(StartTime::parse("2030-01-01T12:00:00+01:00", now, BookingWindow::default()).is_ok(), "an offset is converted");
+        assert!(start("2030-01-01T11:00:00Z", now, BookingWindow::default()).is_ok(), "exactly one hour ahead");
+        assert!(start("2030-04-01T10:00:00Z", now, BookingWindow::default()).is_ok(), "exactly 90 days ahead");
+        assert!(start("2030-01-01T12:00:00+01:00", now, BookingWindow::default()).is_ok(), "an offset is converted");
     }
 
     #[test]
     fn a_start_too_soon_too_far_or_off_minute_is_rejected() {
         let now = at("2030-01-01T10:00:00Z");
         let window = BookingWindow::default();
-        assert_eq!(StartTime::parse("2030-01-01T10:59:00Z", now, window).unwrap_err().name, "too_soon");
-        assert_eq!(StartTime::parse("2029-12-31T10:00:00Z", now, window).unwrap_err().name, "too_soon");
-        assert_eq!(StartTime::parse("2030-04-01T10:01:00Z", now, window).unwrap_err().name, "too_far");
-        assert_eq!(StartTime::parse("2030-01-02T10:00:30Z", now, window).unwrap_err().name, "whole_minute");
-        assert_eq!(StartTime::parse("2030-01-02 10:00", now, window).unwrap_err().name, "format");
+        assert_eq!(start("2030-01-01T10:59:00Z", now, window).unwrap_err().name, "too_soon");
+        assert_eq!(start("2029-12-31T10:00:00Z", now, window).unwrap_err().name, "too_soon");
+        assert_eq!(start("2030-04-01T10:01:00Z", now, window).unwrap_err().name, "too_far");
+        assert_eq!(start("2030-01-02T10:00:30Z", now, window).unwrap_err().name, "whole_minute");
+        assert_eq!(start("2030-01-02 10:00", now, window).unwrap_err().name, "format");
     }
 
     #[test]
     fn the_booking_window_is_configurable() {
         let now = at("2030-01-01T10:00:00Z");
         let window = BookingWindow { min_notice: Duration::hours(24), max_horizon: Duration::days(7) };
-        assert_eq!(StartTime::parse("2030-01-01T20:00:00Z", now, window).unwrap_err().name, "too_soon");
-        assert_eq!(StartTime::parse("2030-01-09T10:00:00Z", now, window).unwrap_err().name, "too_far");
+        assert_eq!(start("2030-01-01T20:00:00Z", now, window).unwrap_err().name, "too_soon");
+        assert_eq!(start("2030-01-09T10:00:00Z", now, window).unwrap_err().name, "too_far");
+    }
+
+    #[test]
+    fn the_window_is_read_from_the_environment_and_only_narrows_the_policy() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let window = BookingWindow::from_vars(vars(&[("BOOKING_MIN_NOTICE_MINUTES", "120"), ("BOOKING_MAX_HORIZON_DAYS", "30")]));
+        assert_eq!((window.min_notice, window.max_horizon), (Duration::minutes(120), Duration::days(30)));
+        let widened = BookingWindow::from_vars(vars(&[("BOOKING_MIN_NOTICE_MINUTES", "5"), ("BOOKING_MAX_HORIZON_DAYS", "365")]));
+        assert_eq!(widened, BookingWindow::default());
+        assert_eq!(BookingWindow::from_vars(vars(&[("BOOKING_MAX_HORIZON_DAYS", "soon")])), BookingWindow::default());
     }
 
     #[test]
     fn currencies_are_iso_4217_codes_in_capitals() {
         assert_eq!(Currency::parse("EUR").unwrap().as_str(), "EUR");
+        assert_eq!(serde_json::to_value(Currency::parse("EUR").unwrap()).unwrap(), "EUR");
         for bad in ["eur", "EURO", "XXX", "", "E1R"] {
             assert_eq!(Currency::parse(bad).unwrap_err().name, "currency", "{bad}");
         }

@@ -2,9 +2,17 @@
 //! shape, CORS and preflight, request ids, JSON bodies with their limits, the health route and
 //! one structured log line per request.
 
+mod auth;
+mod outbound;
+
+pub use outbound::{Daily, Resend};
+
+use crate::auth::Caller;
 use crate::config::Config;
 use crate::cors::{self, AllowedOrigins};
+use crate::db::Db;
 use crate::error::ApiError;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -84,6 +92,56 @@ impl Call {
     pub fn client_ip(&self) -> Option<String> {
         self.header("cf-connecting-ip")
     }
+
+    /// The worker's clock: the server's "now", never the caller's.
+    pub fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(Date::now().as_millis() as i64).unwrap_or_default()
+    }
+
+    /// Who is calling: anon without a token; 401 for a token that does not verify.
+    pub async fn caller(&self) -> Result<Caller, ApiError> {
+        match self.bearer_token() {
+            None => Ok(Caller::Anon),
+            Some(token) => auth::verifier(self).await?.verify(&token, self.now()).map_err(ApiError::from),
+        }
+    }
+
+    /// A signed-in user, with their token for PostgREST; 401 otherwise.
+    pub async fn require_user(&self) -> Result<(uuid::Uuid, String), ApiError> {
+        match (self.caller().await?, self.bearer_token()) {
+            (Caller::User { id, .. }, Some(token)) => Ok((id, token)),
+            _ => Err(ApiError::unauthorized("Sign in: this needs a user's access token.")),
+        }
+    }
+
+    /// Only the service role may call this route: 401 without a token, 403 with another one.
+    pub async fn require_service_role(&self) -> Result<(), ApiError> {
+        match self.caller().await? {
+            Caller::ServiceRole => Ok(()),
+            Caller::Anon if self.bearer_token().is_none() => Err(ApiError::unauthorized("This route needs the service role key.")),
+            _ => Err(ApiError::forbidden("Only the service role may call this route.")),
+        }
+    }
+
+    /// PostgREST as the caller (RLS applies), or as anon without a token.
+    pub fn db_as(&self, token: Option<&str>) -> Db {
+        Db::as_caller(&self.config.postgrest_url, &self.config.anon_key, token.unwrap_or(&self.config.anon_key))
+    }
+
+    /// PostgREST as service_role, for system work.
+    pub fn db_as_service(&self) -> Result<Db, ApiError> {
+        Ok(Db::as_service(&self.config.postgrest_url, &self.config.anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?))
+    }
+
+    /// How far ahead sessions may be booked, from the environment.
+    pub fn booking_window(&self) -> crate::validate::BookingWindow {
+        crate::validate::BookingWindow::from_vars(|name| read_var(&self.env, name))
+    }
+
+    /// Context for audit rows: request id, client address and user agent.
+    pub fn audit_context(&self) -> serde_json::Value {
+        json!({ "request_id": self.request_id, "ip": self.client_ip(), "user_agent": self.header("user-agent").map(|ua| ua.chars().take(500).collect::<String>()) })
+    }
 }
 
 fn body_too_large() -> ApiError {
@@ -128,7 +186,7 @@ pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker:
     };
     if let Err(error) = &reply {
         if error.status >= 500 {
-            log_error(&request_id, error.code, &error.message);
+            log_error(&request_id, &error.code, error.cause.as_deref().unwrap_or(&error.message));
         }
     }
     let response = match reply {

@@ -1,0 +1,325 @@
+// create-session, cancel-session and find-experts end to end: the built workers under wrangler
+// dev, the real PostgREST and Postgres, the stand-in for Daily.co and Resend.
+import { describe, test, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, EXPERTS, exec, freeWeekdayStart, newClient, newExpert, sql, stack, standin, user, userByEmail } from './helpers.mjs';
+
+const client = user('client');
+const book = (token, body) => call('create-session', '/', { method: 'POST', token, body });
+const cancel = (token, body) => call('cancel-session', '/', { method: 'POST', token, body });
+const fieldsOf = (json) => json.error.details.fields.map((f) => `${f.field}:${f.rule}`);
+
+beforeEach(() => standin.reset());
+
+describe('create-session', () => {
+  test('an instant-booking expert is booked confirmed, priced by the rules, with room, charge, history, audit and emails', async () => {
+    const booker = newClient('instant');
+    const starts_at = freeWeekdayStart(EXPERTS.ada, 10);
+    const { status, json } = await book(booker.jwt, { expert_id: EXPERTS.ada, starts_at, duration_minutes: 75, notes: 'Cursor rules' });
+    assert.equal(status, 201, JSON.stringify(json));
+    assert.equal(json.session.status, 'confirmed');
+    assert.deepEqual(json.price, { hourly_rate_cents: 15000, duration_minutes: 75, commission_bps: 1000, amount_cents: 18750, platform_fee_cents: 1875, expert_payout_cents: 16875, currency: 'USD' });
+    const id = json.session.id;
+    assert.equal(json.session.room_name, `cae-${id}`);
+    assert.deepEqual(sql(`select kind, status, amount_cents from payments where session_id = '${id}'`), [{ kind: 'charge', status: 'succeeded', amount_cents: 18750 }]);
+    assert.deepEqual(sql(`select from_status, to_status, changed_by from session_status_history where session_id = '${id}'`), [{ from_status: null, to_status: 'confirmed', changed_by: booker.id }]);
+    assert.equal(sql(`select count(*)::int as n from audit_logs where entity_id = '${id}' and action = 'session.created' and actor_id = '${booker.id}'`)[0].n, 1);
+    const rooms = await standin.requests('daily');
+    assert.deepEqual(rooms.map((r) => [r.method, r.body?.name]), [['POST', `cae-${id}`]]);
+    const emails = await standin.emails();
+    assert.deepEqual(emails.map((e) => e.to[0]).sort(), [booker.email, 'ada.ai@example.com'].sort());
+    assert.ok(emails.every((e) => e.idempotency_key.startsWith(`session-booked/${id}/`)));
+    const toClient = emails.find((e) => e.to[0] === booker.email);
+    assert.match(toClient.text, /\(Asia\/Tokyo, UTC\+09:00\)/, 'the client reads the time in their own zone');
+    assert.match(toClient.text, /Price: 187\.50 USD/);
+  });
+
+  test('an expert without instant booking gets a request, with the charge pending', async () => {
+    const booker = newClient('request');
+    const { status, json } = await book(booker.jwt, { expert_id: EXPERTS.finn, starts_at: freeWeekdayStart(EXPERTS.finn, 11), duration_minutes: 60 });
+    assert.equal(status, 201);
+    assert.equal(json.session.status, 'requested');
+    assert.deepEqual(sql(`select status from payments where session_id = '${json.session.id}'`), [{ status: 'pending' }]);
+  });
+
+  test('every bad field is named at once', async () => {
+    const { status, json } = await book(client.jwt, { expert_id: 'nope', starts_at: 'tomorrow', duration_minutes: 70 });
+    assert.equal(status, 400);
+    assert.equal(json.error.code, 'validation_failed');
+    assert.deepEqual(fieldsOf(json), ['expert_id:uuid', 'starts_at:format', 'duration_minutes:step']);
+  });
+
+  test('malformed JSON, an unknown field, a wrong content type and an oversized body are refused', async () => {
+    assert.equal((await book(client.jwt, '{"expert_id": ')).json.error.code, 'invalid_json');
+    const unknown = await book(client.jwt, { expert_id: EXPERTS.ada, amount_cents: 1 });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.json.error.message, /unknown field `amount_cents`/);
+    const wrongType = await call('create-session', '/', { method: 'POST', token: client.jwt, body: 'x=1', headers: { 'content-type': 'text/plain' } });
+    assert.equal(wrongType.status, 415);
+    const huge = await book(client.jwt, { expert_id: EXPERTS.ada, notes: 'x'.repeat(70 * 1024) });
+    assert.equal(huge.status, 413);
+  });
+
+  test('without a user token the answer is 401', async () => {
+    assert.equal((await book(undefined, { expert_id: EXPERTS.ada })).status, 401);
+    assert.equal((await book(stack.anon_key, { expert_id: EXPERTS.ada })).status, 401);
+    assert.equal((await book('not.a.jwt', { expert_id: EXPERTS.ada })).status, 401);
+  });
+
+  test('an expert cannot book themselves, nor anyone an inactive expert', async () => {
+    const ada = userByEmail('ada.ai@example.com');
+    const self = await book(ada.jwt, { expert_id: EXPERTS.ada, starts_at: freeWeekdayStart(EXPERTS.ada), duration_minutes: 60 });
+    assert.deepEqual([self.status, self.json.error.code], [409, 'self_booking']);
+    exec(`update expert_profiles set is_active = false where id = '${EXPERTS.rae}'`);
+    try {
+      const inactive = await book(client.jwt, { expert_id: EXPERTS.rae, starts_at: freeWeekdayStart(EXPERTS.rae), duration_minutes: 60 });
+      assert.deepEqual([inactive.status, inactive.json.error.code], [409, 'expert_inactive']);
+    } finally {
+      exec(`update expert_profiles set is_active = true where id = '${EXPERTS.rae}'`);
+    }
+    const unknown = await book(client.jwt, { expert_id: '9b2d7e0a-0000-4000-8000-000000000000', starts_at: freeWeekdayStart(EXPERTS.ada), duration_minutes: 60 });
+    assert.deepEqual([unknown.status, unknown.json.error.code], [404, 'not_found']);
+  });
+
+  test('a start too soon, too far ahead or outside the expert\'s hours is a 409 with the reason', async () => {
+    const soon = new Date(Date.now() + 30 * 60_000);
+    soon.setUTCSeconds(0, 0);
+    const far = new Date(Date.now() + 100 * 86_400_000);
+    far.setUTCSeconds(0, 0);
+    for (const [starts_at, code] of [[soon.toISOString(), 'too_soon'], [far.toISOString(), 'too_far'], [freeWeekdayStart(EXPERTS.ada, 20), 'outside_availability']]) {
+      const { status, json } = await book(client.jwt, { expert_id: EXPERTS.ada, starts_at, duration_minutes: 60 });
+      assert.deepEqual([status, json.error.code], [409, code], starts_at);
+    }
+    assert.equal((await standin.requests('daily')).filter((r) => r.method === 'POST').length, 1, 'only the availability check needs the database, after the room');
+    assert.equal((await standin.requests('daily')).filter((r) => r.method === 'DELETE').length, 1, 'and that room is deleted again');
+  });
+
+  test('a quote that no longer matches the rate is a 409 with the new price', async () => {
+    const { status, json } = await book(client.jwt, { expert_id: EXPERTS.devon, starts_at: freeWeekdayStart(EXPERTS.devon), duration_minutes: 60, expected_amount_cents: 12000 });
+    assert.deepEqual([status, json.error.code], [409, 'price_changed']);
+    assert.equal(json.error.details.price.amount_cents, 13500);
+    assert.equal((await standin.requests('daily')).length, 0, 'no room is made for a stale quote');
+  });
+
+  test('a taken slot and a busy client are 409s, and the losing room is deleted', async () => {
+    const first = newClient('first');
+    const second = newClient('second');
+    const starts_at = freeWeekdayStart(EXPERTS.devon, 13);
+    assert.equal((await book(first.jwt, { expert_id: EXPERTS.devon, starts_at, duration_minutes: 60 })).status, 201);
+    const taken = await book(second.jwt, { expert_id: EXPERTS.devon, starts_at, duration_minutes: 60 });
+    assert.deepEqual([taken.status, taken.json.error.code], [409, 'slot_taken']);
+    const busy = await book(first.jwt, { expert_id: EXPERTS.ada, starts_at, duration_minutes: 60 });
+    assert.deepEqual([busy.status, busy.json.error.code], [409, 'client_busy']);
+    const daily = await standin.requests('daily');
+    assert.equal(daily.filter((r) => r.method === 'POST').length, 3);
+    assert.equal(daily.filter((r) => r.method === 'DELETE').length, 2);
+  });
+
+  test('when Daily.co fails, the answer is 502 and nothing is written', async () => {
+    const booker = newClient('daily-down');
+    await standin.fail('daily', 500, 1);
+    const { status, json } = await book(booker.jwt, { expert_id: EXPERTS.ada, starts_at: freeWeekdayStart(EXPERTS.ada), duration_minutes: 60 });
+    assert.deepEqual([status, json.error.code], [502, 'video_provider']);
+    assert.equal(sql(`select count(*)::int as n from sessions where client_id = '${booker.id}'`)[0].n, 0);
+    assert.equal(sql(`select count(*)::int as n from audit_logs where actor_id = '${booker.id}'`)[0].n, 0);
+  });
+
+  test('50 concurrent bookings of one slot end with one session and 49 conflicts', async () => {
+    const clients = Array.from({ length: 50 }, (_, i) => newClient(`race${i}`));
+    const starts_at = freeWeekdayStart(EXPERTS.finn, 14);
+    const answers = await Promise.all(clients.map((c) => book(c.jwt, { expert_id: EXPERTS.finn, starts_at, duration_minutes: 60 })));
+    const statuses = answers.map((a) => a.status).sort();
+    assert.equal(statuses.filter((s) => s === 201).length, 1, JSON.stringify(answers.filter((a) => a.status !== 409 && a.status !== 201).map((a) => a.json)));
+    assert.equal(statuses.filter((s) => s === 409).length, 49);
+    assert.ok(answers.filter((a) => a.status === 409).every((a) => a.json.error.code === 'slot_taken'));
+    assert.equal(sql(`select count(*)::int as n from sessions where expert_id = '${EXPERTS.finn}' and starts_at = '${starts_at}'`)[0].n, 1);
+    const daily = await standin.requests('daily');
+    assert.equal(daily.filter((r) => r.method === 'POST').length - daily.filter((r) => r.method === 'DELETE').length, 1, 'one room remains');
+  });
+});
+
+// Sessions for cancellation tests are made directly in the database, at times relative to now,
+// each with a new client and expert so that reruns against one stack never overlap.
+function sessionAt({ hoursAhead, rate = 9000, status = 'confirmed', charge = 'succeeded' }) {
+  const booker = newClient('booker');
+  const expert = newExpert('expert', { rate });
+  const id = insertSession({ clientId: booker.id, expertId: expert.id, hoursAhead, status, charge });
+  return { id, booker, expert };
+}
+
+function insertSession({ clientId, expertId, hoursAhead, status, charge }) {
+  const minutes = Math.round(hoursAhead * 60);
+  const [{ id }] = sql(`
+    insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency, room_name, room_url)
+    select '${clientId}', e.id, date_trunc('minute', now()) + make_interval(mins => ${minutes}), date_trunc('minute', now()) + make_interval(mins => ${minutes} + 75),
+           75, '${status}', e.hourly_rate_cents, (e.hourly_rate_cents * 75 + 30) / 60, ((e.hourly_rate_cents * 75 + 30) / 60 * 1000 + 5000) / 10000,
+           (e.hourly_rate_cents * 75 + 30) / 60 - ((e.hourly_rate_cents * 75 + 30) / 60 * 1000 + 5000) / 10000, 'USD', 'cae-' || gen_random_uuid(), 'https://x.daily.co/r'
+    from expert_profiles e where e.id = '${expertId}' returning id`);
+  exec(`insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status)
+        select id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency, '${charge}' from sessions where id = '${id}'`);
+  return id;
+}
+
+describe('cancel-session', () => {
+  test('a client cancelling more than 24 hours ahead gets everything back, split in proportion', async () => {
+    const { id, booker, expert } = sessionAt({ hoursAhead: 24 + 5 / 60 + 1 / 60 });
+    const { status, json } = await cancel(booker.jwt, { session_id: id, reason: 'Plans changed' });
+    assert.equal(status, 200, JSON.stringify(json));
+    // 90.00/h x 75 min = 112.50, fee 11.25.
+    assert.deepEqual(json.refund, { percent: 100, amount_cents: 11250, platform_fee_cents: 1125, expert_payout_cents: 10125, currency: 'USD' });
+    assert.deepEqual(sql(`select kind, amount_cents, platform_fee_cents, expert_payout_cents from payments where session_id = '${id}' order by kind`),
+      [{ kind: 'charge', amount_cents: 11250, platform_fee_cents: 1125, expert_payout_cents: 10125 }, { kind: 'refund', amount_cents: 11250, platform_fee_cents: 1125, expert_payout_cents: 10125 }]);
+    assert.deepEqual(sql(`select to_status, reason from session_status_history where session_id = '${id}' order by id desc limit 1`), [{ to_status: 'cancelled', reason: 'Plans changed' }]);
+    assert.equal(sql(`select count(*)::int as n from audit_logs where entity_id = '${id}' and action = 'session.cancelled'`)[0].n, 1);
+    assert.deepEqual((await standin.requests('daily')).map((r) => r.method), ['DELETE']);
+    const emails = await standin.emails();
+    assert.deepEqual(emails.map((e) => e.to[0]), [expert.email], 'the other participant is told');
+    assert.match(emails[0].text, /Reason given: Plans changed/);
+  });
+
+  test('a client cancelling within 24 hours gets half, rounded in their favour', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 23.5, rate: 12000 });
+    const { json } = await cancel(booker.jwt, { session_id: id });
+    // 120.00/h x 75 min = 150.00 -> half is 75.00; fee part 7.50.
+    assert.deepEqual(json.refund, { percent: 50, amount_cents: 7500, platform_fee_cents: 750, expert_payout_cents: 6750, currency: 'USD' });
+  });
+
+  test('an expert cancelling refunds the client in full', async () => {
+    const { id, booker, expert } = sessionAt({ hoursAhead: 2 });
+    const { json } = await cancel(expert.jwt, { session_id: id, reason: 'Ill' });
+    assert.equal(json.refund.percent, 100);
+    assert.deepEqual((await standin.emails()).map((e) => e.to[0]), [booker.email]);
+  });
+
+  test('a request never confirmed is cancelled with nothing to refund', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 48, status: 'requested', charge: 'pending' });
+    const { json } = await cancel(booker.jwt, { session_id: id });
+    assert.deepEqual(json.refund, { percent: 0, amount_cents: 0, platform_fee_cents: 0, expert_payout_cents: 0, currency: 'USD' });
+    assert.deepEqual(sql(`select kind, status from payments where session_id = '${id}'`), [{ kind: 'charge', status: 'cancelled' }]);
+  });
+
+  test('cancelling twice answers the same and never refunds twice', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 30 });
+    const first = await cancel(booker.jwt, { session_id: id, reason: 'once' });
+    const again = await cancel(booker.jwt, { session_id: id, reason: 'twice' });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, first.json);
+    assert.equal(sql(`select count(*)::int as n from payments where session_id = '${id}' and kind = 'refund'`)[0].n, 1);
+    assert.equal(sql(`select count(*)::int as n from audit_logs where entity_id = '${id}' and action = 'session.cancelled'`)[0].n, 1);
+    assert.equal((await standin.emails()).length, 1, 'one email');
+  });
+
+  test('concurrent cancels of one session refund once', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 40 });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => cancel(booker.jwt, { session_id: id })));
+    assert.ok(answers.every((a) => a.status === 200));
+    assert.equal(new Set(answers.map((a) => JSON.stringify(a.json))).size, 1);
+    assert.equal(sql(`select count(*)::int as n from payments where session_id = '${id}' and kind = 'refund'`)[0].n, 1);
+  });
+
+  test('a stranger gets 404, as for a session that does not exist', async () => {
+    const { id } = sessionAt({ hoursAhead: 50 });
+    const stranger = newClient('stranger');
+    const theirs = await cancel(stranger.jwt, { session_id: id });
+    const none = await cancel(stranger.jwt, { session_id: '9b2d7e0a-0000-4000-8000-000000000000' });
+    assert.deepEqual([theirs.status, theirs.json], [none.status, none.json]);
+    assert.equal(theirs.status, 404);
+    assert.equal(sql(`select status from sessions where id = '${id}'`)[0].status, 'confirmed');
+  });
+
+  test('a started or finished session cannot be cancelled', async () => {
+    const live = await cancel(client.jwt, { session_id: '55555555-5555-4555-8555-555555555502' });
+    assert.deepEqual([live.status, live.json.error.code], [409, 'not_cancellable']);
+    const done = await cancel(client.jwt, { session_id: '55555555-5555-4555-8555-555555555501' });
+    assert.deepEqual([done.status, done.json.error.code], [409, 'not_cancellable']);
+    const late = sessionAt({ hoursAhead: -0.1 });
+    const started = await cancel(late.booker.jwt, { session_id: late.id });
+    assert.deepEqual([started.status, started.json.error.code], [409, 'already_started']);
+  });
+
+  test('a failing room deletion does not stop the cancellation', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 60 });
+    await standin.fail('daily', 500, 1);
+    const { status, json } = await cancel(booker.jwt, { session_id: id });
+    assert.equal(status, 200);
+    assert.equal(json.status, 'cancelled');
+  });
+
+  test('bad input is a 400 naming the field, no token a 401', async () => {
+    const { status, json } = await cancel(client.jwt, { session_id: 'x' });
+    assert.deepEqual([status, fieldsOf(json)], [400, ['session_id:uuid']]);
+    assert.equal((await cancel(undefined, { session_id: 'x' })).status, 401);
+  });
+});
+
+describe('find-experts', () => {
+  const find = (query, token) => call('find-experts', `/?${new URLSearchParams(query)}`, { token });
+
+  test('anyone can search; experts come ranked with their score parts and next free slots', async () => {
+    const { status, json, headers } = await find({ skills: 'react,typescript' });
+    assert.equal(status, 200);
+    assert.equal(headers.get('cache-control'), 'public, max-age=30');
+    const ids = json.experts.map((e) => e.expert_id);
+    assert.deepEqual(new Set(ids), new Set([EXPERTS.finn, EXPERTS.rae]));
+    for (const expert of json.experts) {
+      const p = expert.score_parts;
+      const expected = Math.round((0.45 * p.skill_match + 0.2 * p.rating + 0.15 * p.price_fit + 0.15 * p.availability + 0.05 * p.online) * 1e4) / 1e4;
+      assert.equal(expert.score, expected, 'the score is the documented weighted sum of its parts');
+      assert.ok(expert.next_slots.length > 0 && expert.next_slots.every((slot) => Date.parse(slot) > Date.now() + 3_599_000));
+    }
+    const scores = json.experts.map((e) => [e.score, e.expert_id]);
+    assert.deepEqual(scores, [...scores].sort((a, b) => b[0] - a[0] || (a[1] < b[1] ? -1 : 1)), 'ranked by score, ties by id');
+    assert.equal(json.match_request_id, null, 'anonymous searches are not recorded');
+  });
+
+  test('the same search as a JSON body answers the same', async () => {
+    const byQuery = await find({ skills: 'kubernetes', max_rate_cents: '20000', currency: 'USD' });
+    const byBody = await call('find-experts', '/', { method: 'POST', body: { skills: ['kubernetes'], max_rate_cents: 20000, currency: 'USD' } });
+    assert.deepEqual(byBody.json.experts.map((e) => e.expert_id), byQuery.json.experts.map((e) => e.expert_id));
+    assert.deepEqual(byQuery.json.experts.map((e) => e.expert_id), [EXPERTS.devon]);
+    assert.equal(byQuery.json.experts[0].score_parts.price_fit, 0.325, '1 - 13500 / 20000');
+  });
+
+  test('filters run in the database: rate ceiling, currency, minimum rating', async () => {
+    assert.deepEqual((await find({ skills: 'react', max_rate_cents: '10000' })).json.experts.map((e) => e.expert_id), [EXPERTS.rae]);
+    assert.deepEqual((await find({ skills: 'react', currency: 'EUR' })).json.experts, []);
+    assert.deepEqual((await find({ skills: 'cursor,react', min_rating: '4.5' })).json.experts.map((e) => e.expert_id), [EXPERTS.ada]);
+  });
+
+  test('a window keeps only experts free in it, for the duration asked', async () => {
+    // Saturday morning in Berlin: only Devon works then.
+    const [{ from, to }] = sql(`select (d + time '08:00') at time zone 'Europe/Berlin' as from, (d + time '14:00') at time zone 'Europe/Berlin' as to
+      from (select (current_date + ((6 - extract(isodow from current_date)::int + 7) % 7) + 7) as d) x`);
+    const { json } = await find({ skills: 'react,kubernetes', from: new Date(from).toISOString(), to: new Date(to).toISOString(), duration_minutes: '120' });
+    assert.deepEqual(json.experts.map((e) => e.expert_id), [EXPERTS.devon]);
+    for (const slot of json.experts[0].next_slots) {
+      assert.ok(Date.parse(slot) >= Date.parse(from) && Date.parse(slot) + 120 * 60_000 <= Date.parse(to));
+    }
+  });
+
+  test('pages follow the cursor without repeating anyone', async () => {
+    const first = await find({ skills: 'react,typescript,nextjs,v0', limit: '2' });
+    assert.equal(first.json.experts.length, 2);
+    assert.ok(first.json.next_cursor);
+    const second = await find({ skills: 'react,typescript,nextjs,v0', limit: '2', cursor: first.json.next_cursor });
+    const seen = [...first.json.experts, ...second.json.experts].map((e) => e.expert_id);
+    assert.equal(new Set(seen).size, seen.length);
+    assert.deepEqual(new Set(seen), new Set([EXPERTS.ada, EXPERTS.finn, EXPERTS.rae]));
+    assert.equal(second.json.next_cursor, null);
+  });
+
+  test('an authenticated search is recorded with its results', async () => {
+    const searcher = newClient('searcher');
+    const { json } = await call('find-experts', '/', { method: 'POST', token: searcher.jwt, body: { skills: ['terraform'] } });
+    assert.ok(json.match_request_id);
+    assert.deepEqual(sql(`select client_id, skills, result_count from match_requests where id = '${json.match_request_id}'`), [{ client_id: searcher.id, skills: ['terraform'], result_count: 1 }]);
+    assert.deepEqual(sql(`select expert_id, rank from match_results where request_id = '${json.match_request_id}'`), [{ expert_id: EXPERTS.devon, rank: 1 }]);
+  });
+
+  test('bad parameters are all named; a bad token is a 401, not an anonymous search', async () => {
+    const { status, json } = await find({ skills: 'React', limit: '0', min_rating: '9' });
+    assert.equal(status, 400);
+    assert.deepEqual(fieldsOf(json), ['skills[0]:slug', 'min_rating:range', 'limit:range']);
+    assert.equal((await find({ skills: 'react' }, 'forged.token.here')).status, 401);
+  });
+});
