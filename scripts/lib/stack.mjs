@@ -191,7 +191,9 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
     const env = { ...buildEnv(), WRANGLER_SEND_METRICS: 'false', CI: 'true' };
     names.forEach((name, index) => {
       const args = ['dev', '--env', name, '--ip', '127.0.0.1', '--port', String(ports[name]), '--inspector-port', String(inspectorBase + index),
-        '--persist-to', join(paths.state, 'wrangler', name), '--log-level', 'log', '--show-interactive-dev-session=false'];
+        '--persist-to', join(paths.state, 'wrangler', name), '--log-level', 'log', '--show-interactive-dev-session=false',
+        // Lets a developer fire a cron handler with GET /__scheduled.
+        '--test-scheduled'];
       for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
       spawnLogged(name, wrangler, args, { cwd: root, env });
     });

@@ -12,6 +12,7 @@ pub mod email;
 pub mod error;
 pub mod pricing;
 pub mod refund;
+pub mod reminders;
 pub mod search;
 pub mod validate;
 

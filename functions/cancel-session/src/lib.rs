@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::booking::{CancelRequest, Cancellation, Side};
-use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Service};
+use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Runtime, Service};
 use shared::email::SessionContacts;
 use shared::refund::{self, Charge, NotCancellable, Refund};
 use shared::ApiError;

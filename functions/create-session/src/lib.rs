@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::booking::{Booking, BookingRequest, Side};
-use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Service};
+use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Runtime, Service};
 use shared::email::SessionContacts;
 use shared::pricing::Price;
 use shared::validate::{CommissionBps, Currency, MinorUnits};

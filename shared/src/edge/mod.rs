@@ -48,15 +48,80 @@ pub struct Call {
     pub request_id: String,
 }
 
-impl Call {
+/// What a worker's code can reach whether it serves a request or a cron event: its
+/// environment, configuration and an id to log under.
+pub trait Runtime {
+    fn env(&self) -> &Env;
+    fn config(&self) -> &Config;
+    fn request_id(&self) -> &str;
+
     /// The value of a secret or variable this function needs beyond [`Config`].
-    pub fn var(&self, name: &'static str) -> Result<String, ApiError> {
-        read_var(&self.env, name).ok_or_else(|| {
-            log_error(&self.request_id, "config", &format!("missing environment variable {name}"));
+    fn var(&self, name: &'static str) -> Result<String, ApiError> {
+        read_var(self.env(), name).ok_or_else(|| {
+            log_error(self.request_id(), "config", &format!("missing environment variable {name}"));
             ApiError::internal()
         })
     }
 
+    /// An optional numeric setting, with its default when unset or unreadable.
+    fn number(&self, name: &str, default: i64) -> i64 {
+        read_var(self.env(), name).and_then(|value| value.trim().parse().ok()).unwrap_or(default)
+    }
+
+    /// The worker's clock: the server's "now", never the caller's.
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(Date::now().as_millis() as i64).unwrap_or_default()
+    }
+
+    /// PostgREST as service_role, for system work.
+    fn db_as_service(&self) -> Result<Db, ApiError> {
+        Ok(Db::as_service(&self.config().postgrest_url, &self.config().anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?))
+    }
+}
+
+impl Runtime for Call {
+    fn env(&self) -> &Env {
+        &self.env
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+/// The runtime of a scheduled (cron) invocation.
+pub struct System {
+    env: Env,
+    config: Config,
+    run_id: String,
+}
+
+impl System {
+    pub fn new(env: Env) -> Result<Self, ApiError> {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let config = Config::read(|name| read_var(&env, name)).map_err(|missing| {
+            log_error(&run_id, "config", &missing.to_string());
+            ApiError::internal()
+        })?;
+        Ok(Self { env, config, run_id })
+    }
+}
+
+impl Runtime for System {
+    fn env(&self) -> &Env {
+        &self.env
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn request_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+impl Call {
     /// Reads a JSON body: 415 unless it is declared JSON, 413 past [`MAX_BODY_BYTES`], 400 for
     /// malformed JSON or a shape that does not match, naming where it went wrong.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
@@ -93,11 +158,6 @@ impl Call {
         self.header("cf-connecting-ip")
     }
 
-    /// The worker's clock: the server's "now", never the caller's.
-    pub fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(Date::now().as_millis() as i64).unwrap_or_default()
-    }
-
     /// Who is calling: anon without a token; 401 for a token that does not verify.
     pub async fn caller(&self) -> Result<Caller, ApiError> {
         match self.bearer_token() {
@@ -126,11 +186,6 @@ impl Call {
     /// PostgREST as the caller (RLS applies), or as anon without a token.
     pub fn db_as(&self, token: Option<&str>) -> Db {
         Db::as_caller(&self.config.postgrest_url, &self.config.anon_key, token.unwrap_or(&self.config.anon_key))
-    }
-
-    /// PostgREST as service_role, for system work.
-    pub fn db_as_service(&self) -> Result<Db, ApiError> {
-        Ok(Db::as_service(&self.config.postgrest_url, &self.config.anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?))
     }
 
     /// How far ahead sessions may be booked, from the environment.

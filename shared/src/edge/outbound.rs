@@ -1,7 +1,7 @@
 //! The two SaaS APIs the functions call, over the Workers fetch API: Resend for email and
 //! Daily.co for video rooms. Base URLs are configurable so that local runs use the stand-in.
 
-use super::Call;
+use super::Runtime;
 use crate::email::Message;
 use crate::error::ApiError;
 use serde::Deserialize;
@@ -52,11 +52,11 @@ struct Sent {
 }
 
 impl Resend {
-    pub fn from_env(call: &Call) -> Result<Self, ApiError> {
+    pub fn from_env(runtime: &impl Runtime) -> Result<Self, ApiError> {
         Ok(Self {
-            base_url: call.var("RESEND_API_URL")?.trim_end_matches('/').to_owned(),
-            api_key: call.var("RESEND_API_KEY")?,
-            from: call.var("EMAIL_FROM")?,
+            base_url: runtime.var("RESEND_API_URL")?.trim_end_matches('/').to_owned(),
+            api_key: runtime.var("RESEND_API_KEY")?,
+            from: runtime.var("EMAIL_FROM")?,
         })
     }
 
@@ -92,8 +92,8 @@ pub struct Room {
 }
 
 impl Daily {
-    pub fn from_env(call: &Call) -> Result<Self, ApiError> {
-        Ok(Self { base_url: call.var("DAILY_API_URL")?.trim_end_matches('/').to_owned(), api_key: call.var("DAILY_API_KEY")? })
+    pub fn from_env(runtime: &impl Runtime) -> Result<Self, ApiError> {
+        Ok(Self { base_url: runtime.var("DAILY_API_URL")?.trim_end_matches('/').to_owned(), api_key: runtime.var("DAILY_API_KEY")? })
     }
 
     /// A private room usable from 15 minutes before the start until an hour after the end.
