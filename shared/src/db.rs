@@ -89,6 +89,9 @@ pub fn translate(status: u16, body: &str, with_user_jwt: bool) -> ApiError {
                 api.details = map;
             }
         }
+        if let Some(seconds) = api.details.get("retry_after").and_then(Value::as_u64) {
+            api = api.with_retry_after(seconds);
+        }
         return api;
     }
     match (status, code) {
@@ -114,6 +117,13 @@ mod tests {
         let error = translate(409, body, true);
         assert_eq!((error.status, error.code.as_ref(), error.message.as_str()), (409, "price_changed", "The expert's rate changed since the quote."));
         assert_eq!(error.details["amount_cents"], 16000);
+    }
+
+    #[test]
+    fn a_raised_rate_limit_carries_its_retry_after() {
+        let body = r#"{"code":"PT429","details":"{\"retry_after\": 3600}","hint":"rate_limited","message":"At most 3 verification emails an hour: try again later."}"#;
+        let error = translate(429, body, false);
+        assert_eq!((error.status, error.code.as_ref(), error.retry_after), (429, "rate_limited", Some(3600)));
     }
 
     #[test]

@@ -161,10 +161,58 @@ impl SessionContacts {
     }
 }
 
+/// Asks a user to confirm their address with the link of an email verification token.
+pub fn verify_email(to: &str, name: &str, link: &str) -> Message {
+    Draft {
+        to,
+        subject: "Confirm your email address".into(),
+        greeting_name: name,
+        paragraphs: vec!["Confirm your email address for Call-an-Expert. The link works once and expires in 24 hours.".into()],
+        action: Some(("Confirm your email", link)),
+    }
+    .render()
+}
+
+/// The password reset link; sent only when the account exists.
+pub fn password_reset(to: &str, name: &str, link: &str) -> Message {
+    Draft {
+        to,
+        subject: "Reset your password".into(),
+        greeting_name: name,
+        paragraphs: vec![
+            "Someone asked to reset your Call-an-Expert password. The link works once and expires in one hour.".into(),
+            "If it was not you, ignore this email: your password stays as it is.".into(),
+        ],
+        action: Some(("Choose a new password", link)),
+    }
+    .render()
+}
+
+pub fn password_changed(to: &str, name: &str) -> Message {
+    Draft {
+        to,
+        subject: "Your password was changed".into(),
+        greeting_name: name,
+        paragraphs: vec![
+            "Your Call-an-Expert password was just changed, and every device was signed out.".into(),
+            "If it was not you, reset your password at once and contact support.".into(),
+        ],
+        action: None,
+    }
+    .render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::validate::{CommissionBps, Currency, DurationMinutes, MinorUnits};
+
+    #[test]
+    fn account_emails_carry_their_link_or_none() {
+        assert!(verify_email("c@example.com", "C", "https://app/verify-email?token=t").text.contains("Confirm your email: https://app/verify-email?token=t"));
+        assert!(password_reset("c@example.com", "C", "https://app/reset?token=t").html.contains("href=\"https://app/reset?token=t\""));
+        assert!(!password_changed("c@example.com", "C").html.contains("href"));
+    }
 
     fn contacts(status: &str) -> SessionContacts {
         serde_json::from_value(json!({

@@ -14,6 +14,8 @@ pub mod pricing;
 pub mod refund;
 pub mod reminders;
 pub mod search;
+pub mod tokens;
+pub mod webhook;
 pub mod validate;
 
 #[cfg(feature = "worker")]

@@ -4,7 +4,7 @@
 use crate::booking::Side;
 use crate::email::{Message, SessionContacts};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::tokens::sha256_hex;
 use uuid::Uuid;
 
 /// The most emails the provider's batch endpoint takes in one call.
@@ -75,8 +75,7 @@ pub struct Recorded {
 pub fn batch_key(reminders: &[ClaimedReminder]) -> String {
     let mut ids: Vec<String> = reminders.iter().map(|reminder| reminder.id.to_string()).collect();
     ids.sort();
-    let digest = Sha256::digest(ids.join(",").as_bytes());
-    format!("reminders/{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("reminders/{}", sha256_hex(ids.join(",").as_bytes()))
 }
 
 /// One run's structured summary line.

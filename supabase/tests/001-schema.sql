@@ -1,12 +1,13 @@
 -- Schema shape and the hosted-Supabase conditions every migration must meet.
 begin;
 \ir _helpers.psql
-select plan(14);
+select plan(15);
 
 select tables_are('public', array[
   'profiles', 'agency_profiles', 'agency_admins', 'expert_profiles', 'skill_categories', 'expert_skills', 'online_status',
   'availability_rules', 'availability_exceptions', 'sessions', 'session_status_history', 'payments', 'session_messages',
-  'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'reminders', 'audit_logs'
+  'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'reminders', 'audit_logs',
+  'webhook_deliveries', 'rate_limit_events'
 ], 'public has exactly the tables of the data model');
 
 select is_empty($$
@@ -18,8 +19,8 @@ select is_empty($$
   select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind = 'r'
     and not exists (select 1 from pg_policy p where p.polrelid = c.oid)
-    and c.relname not in ('email_verification_tokens', 'password_reset_tokens')
-$$, 'every public table but the token tables has policies (token tables are service_role only)');
+    and c.relname not in ('email_verification_tokens', 'password_reset_tokens', 'webhook_deliveries', 'rate_limit_events')
+$$, 'every public table has policies but the four only service_role reaches (it bypasses RLS)');
 
 select is_empty($$
   select p.polname from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace
@@ -76,8 +77,8 @@ $$, 'anon can only read, never write, any table');
 select is_empty($$
   select table_name from information_schema.role_table_grants
   where table_schema = 'public' and grantee in ('anon', 'authenticated')
-    and table_name in ('email_verification_tokens', 'password_reset_tokens')
-$$, 'anon and authenticated have no privilege at all on token tables');
+    and table_name in ('email_verification_tokens', 'password_reset_tokens', 'webhook_deliveries', 'rate_limit_events')
+$$, 'anon and authenticated have no privilege at all on token, webhook and rate-limit tables');
 
 select is_empty($$
   select table_name || '.' || column_name from information_schema.column_privileges
@@ -86,6 +87,12 @@ select is_empty($$
                         'expert_payout_cents', 'hourly_rate_cents', 'refund_amount_cents', 'refund_percent', 'client_id', 'expert_id')
     and not (table_name = 'expert_profiles' and column_name = 'hourly_rate_cents')
 $$, 'no user can update identities, roles, ratings, prices or refunds (experts set only their own rate)');
+
+select is_empty($$
+  select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+  where n.nspname = 'public' and p.proname like 'service_role\_%'
+    and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute'))
+$$, 'service_role_ functions are executable by the service role alone');
 
 select * from finish();
 rollback;

@@ -1,11 +1,114 @@
-//! password-reset
+//! password-reset: request a reset link by email (the same answer whether or not the account
+//! exists, rate limited per address and per client), then complete it with a new password.
 
-use shared::edge::{self, Service};
-use worker::{event, Context, Env, Request, Response, Result};
+use serde::Deserialize;
+use serde_json::json;
+use shared::edge::{self, json_reply, log_error, Call, Reply, Resend, Route, Runtime, Service};
+use shared::email::{password_changed, password_reset};
+use shared::tokens::{self, sha256_hex, IssuedToken, PresentedToken};
+use shared::validate::{Email, Password, Violations};
+use shared::ApiError;
+use worker::{event, Context, Date, Delay, Env, Method, Request, Response, Result};
 
-static SERVICE: Service = Service { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION"), routes: &[] };
+static SERVICE: Service = Service {
+    name: env!("CARGO_PKG_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    routes: &[
+        Route { method: Method::Post, path: "/request", handler: |call| Box::pin(request_reset(call)) },
+        Route { method: Method::Post, path: "/complete", handler: |call| Box::pin(complete_reset(call)) },
+    ],
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     edge::serve(req, env, &SERVICE).await
+}
+
+/// Per address and per client, per hour.
+const PER_EMAIL_PER_HOUR: i64 = 5;
+const PER_CLIENT_PER_HOUR: i64 = 20;
+/// Every answer to /request takes at least this long, so timing tells nothing either.
+const RESPONSE_FLOOR_MS: u64 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Issued {
+    email: String,
+    name: String,
+}
+
+async fn request_reset(mut call: Call) -> Reply {
+    let started = Date::now().as_millis();
+    let request: ResetRequest = call.json().await?;
+    let mut violations = Violations::new();
+    let email = violations.require("email", request.email).and_then(|email| violations.check("email", Email::parse(&email)));
+    violations.finish()?;
+    let email = email.ok_or_else(ApiError::internal)?;
+    let db = call.db_as_service()?;
+
+    // Buckets name the address by its hash: rate-limit rows hold no personal data.
+    let email_digest = sha256_hex(email.as_str().as_bytes());
+    let client = call.client_ip().unwrap_or_else(|| "unknown".into());
+    for (bucket, max_hits) in [(format!("password-reset:email:{email_digest}"), PER_EMAIL_PER_HOUR), (format!("password-reset:client:{client}"), PER_CLIENT_PER_HOUR)] {
+        let wait: u64 = db.rpc("service_role_hit_rate_limit", &json!({ "bucket": bucket, "max_hits": max_hits, "window_seconds": 3600 })).await?;
+        if wait > 0 {
+            return Err(ApiError::new(429, "rate_limited", "Too many reset requests: try again later.").with_retry_after(wait));
+        }
+    }
+
+    let token = IssuedToken::generate()?;
+    let issued: Option<Issued> = db
+        .rpc("service_role_issue_password_reset", &json!({ "email": email.as_str(), "token_id": token.id, "token_hash": token.hash_hex, "context": call.audit_context() }))
+        .await?;
+    if let Some(issued) = issued {
+        let link = format!("{}/reset-password?token={}", call.var("SITE_URL")?.trim_end_matches('/'), token.link_token);
+        if let Err(error) = Resend::from_env(&call)?.send(&password_reset(&issued.email, &issued.name, &link), &format!("password-reset/{}", token.id)).await {
+            // Answering differently would tell that the account exists: log it instead.
+            log_error(&call.request_id, "reset_email_failed", &error.cause.unwrap_or(error.message));
+        }
+    }
+    let elapsed = Date::now().as_millis().saturating_sub(started);
+    if elapsed < RESPONSE_FLOOR_MS {
+        Delay::from(std::time::Duration::from_millis(RESPONSE_FLOOR_MS - elapsed)).await;
+    }
+    json_reply(202, &json!({ "message": "If an account uses that address, a reset link is on its way." }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteRequest {
+    token: Option<String>,
+    password: Option<String>,
+}
+
+async fn complete_reset(mut call: Call) -> Reply {
+    let request: CompleteRequest = call.json().await?;
+    let mut violations = Violations::new();
+    let presented = violations.require("token", request.token).and_then(|token| violations.check("token", PresentedToken::parse(&token)));
+    let password = violations.require("password", request.password);
+    violations.finish()?;
+    let (presented, password) = presented.zip(password).ok_or_else(ApiError::internal)?;
+
+    let db = call.db_as_service()?;
+    let stored = tokens::check(&db, "password_reset", &presented, call.now()).await?;
+    // The policy is checked against the account's address; a weak password costs no attempt.
+    let mut violations = Violations::new();
+    let email = Email::parse(&stored.email).ok();
+    let password = violations.check("password", Password::parse(&password, email.as_ref()));
+    violations.finish()?;
+    let password = password.ok_or_else(ApiError::internal)?;
+
+    let account: Issued = db
+        .rpc("service_role_complete_password_reset", &json!({ "token_id": presented.id, "password": password.expose(), "context": call.audit_context() }))
+        .await?;
+    let notice = async { Resend::from_env(&call)?.send(&password_changed(&account.email, &account.name), &format!("password-changed/{}", presented.id)).await };
+    if let Err(error) = notice.await {
+        log_error(&call.request_id, "password_changed_email_failed", &error.cause.unwrap_or(error.message));
+    }
+    json_reply(200, &json!({ "password_changed": true, "signed_out_everywhere": true }))
 }

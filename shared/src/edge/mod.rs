@@ -125,6 +125,15 @@ impl Call {
     /// Reads a JSON body: 415 unless it is declared JSON, 413 past [`MAX_BODY_BYTES`], 400 for
     /// malformed JSON or a shape that does not match, naming where it went wrong.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let bytes = self.json_bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this request: {error}."))
+        })
+    }
+
+    /// The raw bytes of a JSON body, with the checks of [`Call::json`] but before parsing (for
+    /// signatures computed over the exact bytes).
+    pub async fn json_bytes(&mut self) -> Result<Vec<u8>, ApiError> {
         let content_type = self.header("content-type").unwrap_or_default();
         if !content_type.to_ascii_lowercase().starts_with("application/json") {
             return Err(ApiError::new(415, "unsupported_media_type", "Send the body as application/json."));
@@ -137,9 +146,7 @@ impl Call {
         if bytes.len() > MAX_BODY_BYTES {
             return Err(body_too_large());
         }
-        serde_json::from_slice(&bytes).map_err(|error| {
-            ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this request: {error}."))
-        })
+        Ok(bytes)
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
