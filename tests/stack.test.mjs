@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, rest, stack, standin, user } from './helpers.mjs';
-import { signHs256 } from '../scripts/lib/jwt.mjs';
+import { generateKeyPairSync } from 'node:crypto';
+import { signAsymmetric, signHs256, userClaims } from '../scripts/lib/jwt.mjs';
 
 const FUNCTIONS = ['auth-email-verify', 'booking-reminders', 'cancel-session', 'create-session', 'find-experts', 'password-reset'];
 
@@ -84,4 +85,24 @@ test('the stand-in records requests and fails when told to', async () => {
   assert.equal(again.id, first.id, 'the idempotency key returns the first answer');
   assert.equal((await standin.emails()).length, 1, 'one email accepted despite three requests');
   assert.equal((await standin.requests('email')).length, 3);
+});
+
+test('user tokens signed with the project\'s ES256 and RS256 keys are verified by the worker (WebCrypto) and by PostgREST', async () => {
+  const client = user('client');
+  for (const key of [stack.signing_keys.es256, stack.signing_keys.rs256]) {
+    const token = signAsymmetric(userClaims(client), { alg: key.alg, kid: key.kid, privateKey: key.private_pem });
+    const { status, json } = await call('find-experts', '/', { method: 'POST', token, body: { skills: ['react'] } });
+    assert.equal(status, 200, `${key.alg}: ${JSON.stringify(json)}`);
+    assert.ok(json.match_request_id, `${key.alg}: the search was recorded as the user, through PostgREST`);
+  }
+});
+
+test('a token signed by an unknown key under a known kid, or with alg none, is refused', async () => {
+  const client = user('client');
+  const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' });
+  const forged = signAsymmetric(userClaims(client), { alg: 'ES256', kid: stack.signing_keys.es256.kid, privateKey: stranger });
+  const refused = await call('find-experts', '/', { method: 'POST', token: forged, body: { skills: ['react'] } });
+  assert.deepEqual([refused.status, refused.json.error.message], [401, "The token's signature is invalid."]);
+  const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify(userClaims(client))).toString('base64url')}.`;
+  assert.equal((await call('find-experts', '/', { method: 'POST', token: unsigned, body: { skills: ['react'] } })).status, 401);
 });

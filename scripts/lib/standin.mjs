@@ -7,10 +7,12 @@
 //   GET  /__standin/emails                           the emails accepted (one per idempotency key)
 //   POST /__standin/fail {service, status, times}    the next `times` requests to `service` fail
 //   POST /__standin/reset                            forget everything
+// It also serves the project's public signing keys, as Supabase Auth does:
+//   GET  /auth/v1/.well-known/jwks.json
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 
-export function createStandin() {
+export function createStandin({ jwks = { keys: [] } } = {}) {
   let requests = [];
   let emails = [];
   let idempotent = new Map();
@@ -93,6 +95,7 @@ export function createStandin() {
       return send(res, 404, { message: 'unknown control route' });
     }
 
+    if (path === '/auth/v1/.well-known/jwks.json') return send(res, 200, jwks);
     const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : null;
     if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
     const failure = failures[service].shift();

@@ -4,13 +4,18 @@
 //! document (selected by `kid`). A token must carry a known algorithm for its key (no `none`, no
 //! HS256/RS256 swap), be unexpired and already valid (with a small leeway), and name a role;
 //! user tokens also need a UUID `sub` and the `authenticated` audience.
+//!
+//! HS256 is checked here with jwt-compact. ES256 and RS256 signatures are checked by a
+//! [`SignatureCheck`]: WebCrypto in the workers (the platform's native code, far smaller than
+//! elliptic-curve and RSA arithmetic compiled to wasm), jwt-compact's own in native tests.
 
 use crate::error::ApiError;
+use base64ct::{Base64UrlUnpadded, Encoding};
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey, StrongKey};
-use jwt_compact::jwk::JsonWebKey;
-use jwt_compact::{Algorithm, AlgorithmExt, Claims, TimeOptions, Token, UntrustedToken, ValidationError};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, TimeOptions, UntrustedToken, ValidationError};
 use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 use uuid::Uuid;
 
@@ -83,30 +88,41 @@ struct SupabaseClaims {
     email: Option<String>,
 }
 
-enum VerifyingKey {
-    Es256(p256::ecdsa::VerifyingKey),
-    Rsa { alg: Rsa, key: RsaPublicKey },
+/// The asymmetric algorithms a project's JWKS may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asymmetric {
+    Es256,
+    Rs256,
+}
+
+impl Asymmetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Asymmetric::Es256 => "ES256",
+            Asymmetric::Rs256 => "RS256",
+        }
+    }
+}
+
+/// One public key of the project's JWKS, kept as its JSON for the signature checker.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    pub kid: Option<String>,
+    pub alg: Asymmetric,
+    pub jwk: Value,
+}
+
+/// Checks an ES256 (raw r||s) or RS256 (PKCS#1 v1.5) signature of `message` with `key`.
+#[allow(async_fn_in_trait)]
+pub trait SignatureCheck {
+    async fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool;
 }
 
 /// The keys a project signs tokens with.
 pub struct Verifier {
     hs256: Option<Hs256Key>,
-    jwks: Vec<(Option<String>, VerifyingKey)>,
+    keys: Vec<PublicKey>,
     leeway: Duration,
-}
-
-#[derive(Deserialize)]
-struct JwksDocument<'a> {
-    #[serde(borrow)]
-    keys: Vec<JwksEntry<'a>>,
-}
-
-#[derive(Deserialize)]
-struct JwksEntry<'a> {
-    kid: Option<String>,
-    alg: Option<String>,
-    #[serde(borrow, flatten)]
-    key: JsonWebKey<'a>,
 }
 
 impl Verifier {
@@ -116,71 +132,64 @@ impl Verifier {
     pub fn new(hs256_secret: Option<&str>) -> Self {
         Self {
             hs256: hs256_secret.filter(|secret| !secret.is_empty()).map(|secret| Hs256Key::new(secret.as_bytes())),
-            jwks: Vec::new(),
+            keys: Vec::new(),
             leeway: Duration::seconds(Self::LEEWAY_SECONDS),
         }
     }
 
-    /// Adds the public keys of a JWKS document. Keys of other types (symmetric, other curves)
-    /// are ignored: they cannot verify project tokens.
+    /// Adds the public keys of a JWKS document: P-256 keys for ES256 and RSA keys for RS256.
+    /// Other keys (symmetric, other curves or algorithms) cannot verify project tokens and
+    /// are ignored.
     pub fn with_jwks(mut self, document: &str) -> Result<Self, String> {
-        let document: JwksDocument<'_> = serde_json::from_str(document).map_err(|error| format!("unreadable JWKS: {error}"))?;
-        for entry in document.keys {
-            let key = match (entry.alg.as_deref(), &entry.key) {
-                (Some("ES256") | None, JsonWebKey::EllipticCurve { .. }) => {
-                    p256::ecdsa::VerifyingKey::try_from(&entry.key).map(VerifyingKey::Es256).map_err(|error| error.to_string())
-                }
-                (alg, JsonWebKey::Rsa { .. }) if alg.map_or(true, |alg| matches!(alg, "RS256" | "RS384" | "RS512")) => {
-                    let alg = Rsa::with_name(alg.unwrap_or("RS256"));
-                    // StrongKey refuses moduli under 2048 bits.
-                    RsaPublicKey::try_from(&entry.key)
-                        .map_err(|error| error.to_string())
-                        .and_then(|key| StrongKey::try_from(key).map_err(|error| error.to_string()))
-                        .map(|key| VerifyingKey::Rsa { alg, key: key.into_inner() })
-                }
+        #[derive(Deserialize)]
+        struct Jwks {
+            keys: Vec<Value>,
+        }
+        let document: Jwks = serde_json::from_str(document).map_err(|error| format!("unreadable JWKS: {error}"))?;
+        for jwk in document.keys {
+            let text = |field: &str| jwk.get(field).and_then(Value::as_str);
+            let alg = match (text("kty"), text("crv"), text("alg")) {
+                (Some("EC"), Some("P-256"), Some("ES256") | None) => Asymmetric::Es256,
+                (Some("RSA"), _, Some("RS256") | None) => Asymmetric::Rs256,
                 _ => continue,
-            }?;
-            self.jwks.push((entry.kid, key));
+            };
+            self.keys.push(PublicKey { kid: text("kid").map(str::to_owned), alg, jwk });
         }
         Ok(self)
     }
 
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Caller, AuthError> {
+    pub async fn verify(&self, token: &str, now: DateTime<Utc>, check: &impl SignatureCheck) -> Result<Caller, AuthError> {
         let untrusted = UntrustedToken::new(token).map_err(|_| AuthError::Malformed)?;
         let algorithm = untrusted.algorithm().to_owned();
-        let kid = untrusted.header().key_id.clone();
-        let token: Token<SupabaseClaims> = match algorithm.as_str() {
+        let claims: Claims<SupabaseClaims> = match algorithm.as_str() {
             "HS256" => {
                 let key = self.hs256.as_ref().ok_or(AuthError::UnknownKey)?;
-                Hs256.validator(key).validate(&untrusted)
+                let token = Hs256.validator::<SupabaseClaims>(key).validate(&untrusted).map_err(|error| match error {
+                    ValidationError::InvalidSignature | ValidationError::MalformedSignature(_) => AuthError::BadSignature,
+                    ValidationError::AlgorithmMismatch { .. } => AuthError::UnsupportedAlgorithm(algorithm.clone()),
+                    _ => AuthError::Malformed,
+                })?;
+                token.into_parts().1
             }
-            "ES256" => match self.find(kid.as_deref(), |key| matches!(key, VerifyingKey::Es256(_)))? {
-                VerifyingKey::Es256(key) => Es256.validator(key).validate(&untrusted),
-                VerifyingKey::Rsa { .. } => return Err(AuthError::UnknownKey),
-            },
-            "RS256" | "RS384" | "RS512" => {
-                match self.find(kid.as_deref(), |key| matches!(key, VerifyingKey::Rsa { alg, .. } if alg.name() == algorithm))? {
-                    VerifyingKey::Rsa { alg, key } => alg.validator(key).validate(&untrusted),
-                    VerifyingKey::Es256(_) => return Err(AuthError::UnknownKey),
+            "ES256" | "RS256" => {
+                let wanted = if algorithm == "ES256" { Asymmetric::Es256 } else { Asymmetric::Rs256 };
+                let kid = untrusted.header().key_id.as_deref();
+                let key = self
+                    .keys
+                    .iter()
+                    .filter(|key| key.alg == wanted)
+                    .find(|key| kid.is_none() || key.kid.as_deref() == kid)
+                    .ok_or(AuthError::UnknownKey)?;
+                let (message, signature) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
+                let signature = Base64UrlUnpadded::decode_vec(signature).map_err(|_| AuthError::BadSignature)?;
+                if !check.verify(key, message.as_bytes(), &signature).await {
+                    return Err(AuthError::BadSignature);
                 }
+                untrusted.deserialize_claims_unchecked().map_err(|_| AuthError::Malformed)?
             }
             other => return Err(AuthError::UnsupportedAlgorithm(other.to_owned())),
-        }
-        .map_err(|error| match error {
-            ValidationError::InvalidSignature | ValidationError::MalformedSignature(_) => AuthError::BadSignature,
-            ValidationError::AlgorithmMismatch { .. } => AuthError::UnsupportedAlgorithm(algorithm.clone()),
-            _ => AuthError::Malformed,
-        })?;
-        self.check_claims(token.claims(), now)
-    }
-
-    fn find(&self, kid: Option<&str>, usable: impl Fn(&VerifyingKey) -> bool) -> Result<&VerifyingKey, AuthError> {
-        self.jwks
-            .iter()
-            .filter(|(_, key)| usable(key))
-            .find(|(key_id, _)| kid.is_none() || key_id.as_deref() == kid)
-            .map(|(_, key)| key)
-            .ok_or(AuthError::UnknownKey)
+        };
+        self.check_claims(&claims, now)
     }
 
     fn check_claims(&self, claims: &Claims<SupabaseClaims>, now: DateTime<Utc>) -> Result<Caller, AuthError> {
@@ -229,10 +238,43 @@ mod tests {
         DateTime::from_timestamp(vectors["now"].as_i64().unwrap(), 0).unwrap()
     }
 
+    /// The native stand-in for WebCrypto: jwt-compact's own ES256 and RS256 (test builds only).
+    struct NativeCheck;
+
+    impl SignatureCheck for NativeCheck {
+        async fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+            use jwt_compact::alg::{Es256, Rsa, RsaPublicKey};
+            use jwt_compact::jwk::JsonWebKey;
+            use jwt_compact::{Algorithm, AlgorithmSignature};
+            let Ok(jwk) = serde_json::from_value::<JsonWebKey<'_>>(key.jwk.clone()) else { return false };
+            match key.alg {
+                Asymmetric::Es256 => match (p256::ecdsa::VerifyingKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
+                    (Ok(public), Ok(signature)) => Es256.verify_signature(&signature, &public, message),
+                    _ => false,
+                },
+                Asymmetric::Rs256 => match (RsaPublicKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
+                    (Ok(public), Ok(signature)) => Rsa::rs256().verify_signature(&signature, &public, message),
+                    _ => false,
+                },
+            }
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        // The checks never wait on anything: one poll finishes them.
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("verification waited on nothing"),
+        }
+    }
+
     fn verify(name: &str) -> Result<Caller, AuthError> {
         let vectors = vectors();
         let verifier = Verifier::new(vectors["secret"].as_str()).with_jwks(&vectors["jwks"].to_string()).unwrap();
-        verifier.verify(vectors["tokens"][name].as_str().unwrap(), now(&vectors))
+        block_on(verifier.verify(vectors["tokens"][name].as_str().unwrap(), now(&vectors), &NativeCheck))
     }
 
     fn casey() -> Caller {
@@ -295,7 +337,7 @@ mod tests {
     fn without_an_hs256_secret_hs256_tokens_are_refused() {
         let vectors = vectors();
         let verifier = Verifier::new(None).with_jwks(&vectors["jwks"].to_string()).unwrap();
-        assert_eq!(verifier.verify(vectors["tokens"]["hs256_user"].as_str().unwrap(), now(&vectors)), Err(AuthError::UnknownKey));
+        assert_eq!(block_on(verifier.verify(vectors["tokens"]["hs256_user"].as_str().unwrap(), now(&vectors), &NativeCheck)), Err(AuthError::UnknownKey));
     }
 
     #[test]

@@ -1,12 +1,49 @@
 //! The token verifier of a worker: the HS256 secret and the project's JWKS, fetched from
-//! `SUPABASE_JWKS_URL` and kept for ten minutes per isolate.
+//! `SUPABASE_JWKS_URL` and kept for ten minutes per isolate; ES256 and RS256 signatures are
+//! checked by the runtime's WebCrypto.
 
 use super::{log_error, read_var, Call};
-use crate::auth::Verifier;
+use crate::auth::{Asymmetric, PublicKey, SignatureCheck, Verifier};
 use crate::error::ApiError;
 use std::cell::RefCell;
 use std::rc::Rc;
+use worker::js_sys::{self, Array, Function, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Date, Fetch, Url};
+
+/// `crypto.subtle.importKey("jwk", …)` then `crypto.subtle.verify(…)`.
+pub(super) struct WebCrypto;
+
+impl WebCrypto {
+    async fn check(key: &PublicKey, message: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+        let subtle = Reflect::get(&Reflect::get(&js_sys::global(), &"crypto".into())?, &"subtle".into())?;
+        let call = |method: &str, args: Array| -> Result<JsFuture, JsValue> {
+            let function: Function = Reflect::get(&subtle, &method.into())?.dyn_into()?;
+            Ok(JsFuture::from(function.apply(&subtle, &args)?.dyn_into::<Promise>()?))
+        };
+        let (import_params, verify_params) = match key.alg {
+            Asymmetric::Es256 => (r#"{"name":"ECDSA","namedCurve":"P-256"}"#, r#"{"name":"ECDSA","hash":"SHA-256"}"#),
+            Asymmetric::Rs256 => (r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#, r#"{"name":"RSASSA-PKCS1-v1_5"}"#),
+        };
+        let jwk: Object = js_sys::JSON::parse(&key.jwk.to_string())?.dyn_into()?;
+        let usages = Array::of1(&"verify".into());
+        let imported = call("importKey", Array::of5(&"jwk".into(), &jwk, &js_sys::JSON::parse(import_params)?, &false.into(), &usages))?.await?;
+        let verified = call(
+            "verify",
+            Array::of4(&js_sys::JSON::parse(verify_params)?, &imported, &Uint8Array::from(signature), &Uint8Array::from(message)),
+        )?
+        .await?;
+        Ok(verified.as_bool().unwrap_or(false))
+    }
+}
+
+impl SignatureCheck for WebCrypto {
+    async fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+        // A key WebCrypto refuses to import verifies nothing.
+        Self::check(key, message, signature).await.unwrap_or(false)
+    }
+}
 
 const JWKS_TTL_MS: u64 = 10 * 60 * 1000;
 

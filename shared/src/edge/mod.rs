@@ -169,7 +169,7 @@ impl Call {
     pub async fn caller(&self) -> Result<Caller, ApiError> {
         match self.bearer_token() {
             None => Ok(Caller::Anon),
-            Some(token) => auth::verifier(self).await?.verify(&token, self.now()).map_err(ApiError::from),
+            Some(token) => auth::verifier(self).await?.verify(&token, self.now(), &auth::WebCrypto).await.map_err(ApiError::from),
         }
     }
 
