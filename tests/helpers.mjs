@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { userToken } from '../scripts/lib/jwt.mjs';
+import { sqlRows } from '../scripts/lib/fixtures.mjs';
 
 const statusPath = process.env.STACK_STATUS;
 if (!statusPath) throw new Error('STACK_STATUS is not set: run the end-to-end tests through npm test');
@@ -62,11 +63,7 @@ export const standin = {
 
 // SQL as the superuser, for arranging what no API may do (past sessions, new users) and for
 // checking the database directly. Returns the rows as JSON.
-export function sql(query) {
-  const out = execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', stack.db_superuser_url, '-c',
-    `with t as (${query}) select coalesce(json_agg(t), '[]') from t`], { encoding: 'utf8' });
-  return JSON.parse(out);
-}
+export const sql = (query) => sqlRows(stack.db_superuser_url, query);
 
 export function exec(statement) {
   execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', stack.db_superuser_url, '-c', statement], { encoding: 'utf8' });

@@ -3,6 +3,7 @@
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, exec, newClient, newExpert, rest, sql, stack, standin } from './helpers.mjs';
+import { insertReminderBacklog } from '../scripts/lib/fixtures.mjs';
 
 const run = () => call('booking-reminders', '/run', { method: 'POST', token: stack.service_role_key });
 
@@ -142,13 +143,8 @@ describe('booking-reminders', () => {
   });
 
   test('a backlog of 5,000 due reminders drains over successive runs within the budget, without a duplicate', async () => {
-    const client = newClient('backlog-client');
-    const expert = newExpert('backlog-expert');
-    exec(`insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)
-          select '${client.id}', '${expert.id}', s, s + interval '60 minutes', 60, 'confirmed', 9000, 9000, 900, 8100, 'USD'
-          from generate_series(date_trunc('minute', now()) + interval '26 hours', date_trunc('minute', now()) + interval '26 hours' + interval '61 minutes' * 2499, interval '61 minutes') s;
-          update reminders set next_attempt_at = now() - interval '1 second' where kind = '24h' and recipient_id in ('${client.id}', '${expert.id}')`);
-    const backlog = () => sql(`select status, count(*)::int as n from reminders where recipient_id in ('${client.id}', '${expert.id}') and kind = '24h' group by status order by status`);
+    const { client, expert, clientEmail, expertEmail } = insertReminderBacklog(stack.db_superuser_url, 5000);
+    const backlog = () => sql(`select status, count(*)::int as n from reminders where recipient_id in ('${client}', '${expert}') and kind = '24h' group by status order by status`);
     assert.deepEqual(backlog(), [{ status: 'pending', n: 5000 }]);
     const runs = [];
     const started = Date.now();
@@ -164,7 +160,7 @@ describe('booking-reminders', () => {
     }
     assert.ok(runs.length >= 4, 'more than one run was needed');
     assert.deepEqual(backlog(), [{ status: 'sent', n: 5000 }]);
-    assert.equal((await emailsTo(client.email, expert.email)).length, 5000, 'exactly one email per reminder');
+    assert.equal((await emailsTo(clientEmail, expertEmail)).length, 5000, 'exactly one email per reminder');
     const batches = (await standin.requests('email')).filter((r) => r.path === '/emails/batch');
     assert.ok(batches.every((r) => r.body.length <= 100));
     console.log(`# backlog: 5000 reminders in ${runs.length} runs, ${seconds.toFixed(1)} s, ${(5000 / seconds).toFixed(0)} reminders/s, ${runs.map((r) => r.sent).join('+')} per run`);

@@ -15,6 +15,7 @@ import { root, log, waitFor } from './util.mjs';
 export const PROFILES = {
   dev: { base: 54321 },
   test: { base: 55321 },
+  bench: { base: 56321 },
 };
 
 export function stackPaths(profile) {

@@ -40,3 +40,11 @@ begin
 end
 $$;
 comment on function private.set_updated_at() is 'Keeps updated_at current on every update.';
+
+-- What the workers' /health probes: answers only when PostgREST and the database both do.
+create function public.health() returns boolean
+language sql stable set search_path = '' as $$
+  select true
+$$;
+comment on function public.health() is 'Liveness of PostgREST and the database, for the functions'' GET /health.';
+grant execute on function public.health() to anon, authenticated, service_role;

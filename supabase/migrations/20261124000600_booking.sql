@@ -70,7 +70,12 @@ language sql stable security definer set search_path = '' as $$
     and c.starts <= private.now() + interval '90 days'
     -- the wall-clock time exists that day (not skipped by a DST change)
     and ((c.starts at time zone (select timezone from e)) = c.day + make_interval(mins => c.m))
-    and private.is_within_availability(expert, c.starts, c.starts + make_interval(mins => minutes))
+    -- candidates lie inside a rule or extra hours by construction; blocked hours still apply
+    and not exists (
+      select 1 from public.availability_exceptions x
+      where x.expert_id = expert and x.on_date = c.day and x.kind = 'blocked'
+        and (x.start_minute is null or int4range(x.start_minute, x.end_minute) && int4range(c.m, c.m + minutes))
+    )
     and not exists (
       select 1 from public.sessions s
       where s.expert_id = expert and s.status in ('requested', 'confirmed', 'in_progress')

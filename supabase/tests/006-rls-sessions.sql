@@ -1,7 +1,7 @@
 -- RLS on sessions, payments, messages and reviews: participants, strangers, agency admins, anon.
 begin;
 \ir _helpers.psql
-select plan(21);
+select plan(23);
 
 \set completed '''55555555-5555-4555-8555-555555555501'''
 \set live '''55555555-5555-4555-8555-555555555502'''
@@ -33,7 +33,9 @@ select throws_ok(format($$insert into reviews (session_id, reviewer_id, rating) 
 reset role;
 
 select tests.authenticate_as('ada.ai@example.com');
-select is((select count(*) from sessions), 1::bigint, 'an expert sees only their own sessions');
+select is((select count(*) from sessions where tests.user_id('ada.ai@example.com') not in (client_id, expert_id)), 0::bigint,
+  'an expert sees only their own sessions');
+select ok(exists (select 1 from sessions where id = :completed), 'including the one with the client');
 select lives_ok(format($$insert into reviews (session_id, reviewer_id, rating, is_public) values (%L, tests.user_id('ada.ai@example.com'), 4, false)$$, :completed),
   'the expert reviews the completed session');
 reset role;
@@ -41,14 +43,17 @@ select is((select reviewee_id from reviews where reviewer_id = tests.user_id('ad
   'the reviewee is set from the session: the other participant');
 
 select tests.authenticate_as('devon.devops@example.com');
-select is((select count(*) from sessions), 0::bigint, 'another expert sees none of them');
-select is((select count(*) from payments), 0::bigint, 'nor their payments');
+select is((select count(*) from sessions where client_id = tests.user_id('casey.client@example.com')), 0::bigint, 'another expert sees none of the client''s sessions');
+select is((select count(*) from payments p where p.session_id in (:completed, :live, :requested)), 0::bigint, 'nor their payments');
 select is((select count(*) from session_messages), 0::bigint, 'nor their messages');
 select is((select count(*) from reviews where not is_public), 0::bigint, 'nor private reviews');
 reset role;
 
 select tests.authenticate_as('avery.agency@example.com');
-select results_eq('select id from sessions', format('values (%L::uuid)', :requested), 'an agency admin sees the sessions of their agency''s experts only');
+select is((select count(*) from sessions s join expert_profiles e on e.id = s.expert_id
+            where e.agency_id is distinct from '44444444-4444-4444-8444-444444444444'), 0::bigint,
+  'an agency admin sees no session of experts outside their agency');
+select ok(exists (select 1 from sessions where id = :requested), 'and sees those of their agency''s experts');
 reset role;
 
 select tests.make_user('other.client@example.com');

@@ -1,7 +1,7 @@
 -- RLS on what only the system writes: tokens, reminders, audit rows, match requests and results.
 begin;
 \ir _helpers.psql
-select plan(13);
+select plan(14);
 
 insert into email_verification_tokens (user_id, email, token_hash, expires_at)
 values (tests.user_id('casey.client@example.com'), 'casey.client@example.com', extensions.digest('t1', 'sha256'), now() + interval '1 day');
@@ -23,7 +23,9 @@ select throws_ok('select last_error from reminders', '42501', 'permission denied
 select is((select count(*) from audit_logs), 0::bigint, 'a client cannot read the audit log, not even their own rows');
 select throws_ok($$insert into audit_logs (actor_role, action, entity) values ('authenticated', 'x.y', 'z')$$, '42501',
   'permission denied for table audit_logs', 'nor write it');
-select is((select count(*) from match_results), 1::bigint, 'a client sees their own search results');
+select is((select count(*) from match_results where request_id = '66666666-6666-4666-8666-666666666666'), 1::bigint, 'a client sees their own search results');
+select is((select count(*) from match_results r join match_requests q on q.id = r.request_id where q.client_id <> tests.user_id('casey.client@example.com')), 0::bigint,
+  'and no one else''s');
 select throws_ok($$update auth.users set email_confirmed_at = now() where id = tests.user_id('casey.client@example.com')$$, '42501',
   'permission denied for table users', 'a client cannot confirm their own email');
 reset role;

@@ -4,6 +4,9 @@ begin;
 \ir _helpers.psql
 select plan(16);
 
+-- Claims are global: start from an empty outbox (rolled back with the test).
+delete from reminders;
+
 select tests.freeze_time('2030-03-01 09:00+00');
 select tests.make_session('casey.client@example.com', 'devon.devops@example.com', '2030-03-05 10:00+00', 60, 'requested') as later_id \gset
 select is((select count(*) from reminders where session_id = :'later_id'), 0::bigint, 'a requested session has no reminders');

@@ -304,15 +304,16 @@ fn preflight(allow: &str) -> Reply {
     Ok(Response::empty().map_err(|_| ApiError::internal())?.with_status(204).with_headers(headers))
 }
 
-/// `GET /health`: the function's name and version, and whether PostgREST answers.
+/// `GET /health`: the function's name and version, and whether PostgREST and the database
+/// answer (`GET /rpc/health`, a function that returns true).
 async fn health(call: &Call, service: &Service) -> Reply {
-    let url = format!("{}/", call.config.postgrest_url);
+    let url = format!("{}/rpc/health", call.config.postgrest_url);
     let started = Date::now().as_millis();
     let probe = async {
         let mut init = worker::RequestInit::new();
         let headers = Headers::new();
         headers.set("apikey", &call.config.anon_key).ok()?;
-        headers.set("accept", "application/openapi+json").ok()?;
+        headers.set("authorization", &format!("Bearer {}", call.config.anon_key)).ok()?;
         init.with_headers(headers);
         let request = Request::new_with_init(&url, &init).ok()?;
         Fetch::Request(request).send().await.ok().map(|response| response.status_code())
