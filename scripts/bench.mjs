@@ -2,7 +2,8 @@
 //   1. each worker's size as `wrangler deploy --dry-run` reports it (goal: at most 200 KiB gzip);
 //   2. find-experts under bare workerd against a TypeScript worker (@supabase/postgrest-js)
 //      making the same PostgREST request, and PostgREST alone (goal: no slower than TypeScript);
-//   3. booking-reminders draining a backlog of 5,000 reminders through wrangler dev.
+//   3. booking-reminders draining a backlog of 5,000 reminders through wrangler dev;
+//   4. the shared crate natively: pricing, refund and HS256 verification per call.
 // Figures, not pass/fail: timings on a shared machine vary; read them side by side.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -115,6 +116,7 @@ async function reminderThroughput(status) {
   return { runs, seconds, sent };
 }
 
+const native = execFileSync('cargo', ['bench', '--quiet', '-p', 'shared', '--bench', 'domain'], { cwd: root, encoding: 'utf8' });
 const { status, stop } = await startStack({ profile: 'bench' });
 try {
   const sizes = workerSizes();
@@ -130,6 +132,8 @@ try {
   console.log(`  runs: ${reminders.runs.length}, sent per run: ${reminders.runs.map((run) => run.sent).join(' + ')} = ${reminders.sent}`);
   console.log(`  subrequests per run: ${reminders.runs.map((run) => run.subrequests).join(', ')} (budget 40)`);
   console.log(`  ${reminders.seconds.toFixed(1)} s in all: ${(reminders.sent / reminders.seconds).toFixed(0)} reminders per second`);
+  console.log('\nThe shared crate natively (cargo bench -p shared; goal: HS256 verification under 20 µs)');
+  console.log(native.trim().split('\n').map((line) => `  ${line}`).join('\n'));
 } finally {
   await stop();
 }

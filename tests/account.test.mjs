@@ -3,6 +3,8 @@
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { call, exec, newClient, sql, stack, standin } from './helpers.mjs';
 
 beforeEach(() => standin.reset());
@@ -242,6 +244,31 @@ describe('password-reset', () => {
     const answers = [];
     for (let i = 0; i < 21; i += 1) answers.push((await reset('/request', { email: `client-${i}-${randomUUID()}@example.com` })).status);
     assert.deepEqual([answers.slice(0, 20).every((s) => s === 202), answers[20]], [true, 429]);
+  });
+
+  test('when the reset email cannot be sent, the answer is still 202 and the failure is recorded', async () => {
+    const user = newClient('reset-down');
+    const healthy = await reset('/request', { email: `nobody-${randomUUID()}@example.com` });
+    await standin.fail('email', 500, 1);
+    const failed = await reset('/request', { email: user.email });
+    assert.deepEqual([failed.status, failed.text], [healthy.status, healthy.text]);
+    const [token] = sql(`select id from password_reset_tokens where user_id = '${user.id}'`);
+    assert.equal(sql(`select count(*)::int as n from audit_logs where action = 'password_reset.email_failed' and entity_id = '${token.id}'`)[0].n, 1);
+  });
+
+  test('no token secret or hash appears in a response, a log line or an audit row', async () => {
+    const user = newClient('reset-leak');
+    const answers = [await reset('/request', { email: user.email })];
+    const token = linkToken((await standin.emails())[0]);
+    const [id, secret] = token.split('.');
+    const hash = createHash('sha256').update(Buffer.from(secret, 'hex')).digest('hex');
+    answers.push(await reset('/complete', { token: `${id}.${'1'.repeat(64)}`, password: 'Correct-Horse-42' }));
+    answers.push(await reset('/complete', { token, password: 'Correct-Horse-42' }));
+    for (const answer of answers) assert.ok(!answer.text.includes(secret) && !answer.text.includes(hash), answer.text);
+    const logs = readdirSync(stack.logs).map((file) => readFileSync(join(stack.logs, file), 'utf8')).join('\n');
+    assert.ok(!logs.includes(secret) && !logs.includes(hash), 'not in the logs');
+    const audit = JSON.stringify(sql(`select * from audit_logs where actor_id = '${user.id}' or entity_id = '${id}'`));
+    assert.ok(audit.length > 2 && !audit.includes(secret) && !audit.includes(hash), 'not in the audit rows');
   });
 
   test('a malformed email is a 400; the answer never depends on the account', async () => {

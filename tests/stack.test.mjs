@@ -64,6 +64,9 @@ test('a request id sent by the caller is kept, a malformed one replaced', async 
 
 test('PostgREST applies RLS to the printed client JWT and refuses a forged one', async () => {
   const client = user('client');
+  const profiles = await rest('/profiles?select=id,role', { token: client.jwt });
+  assert.ok(profiles.some((p) => p.id === client.id), 'the client sees its own profile');
+  assert.ok(!profiles.some((p) => p.id === user('agency_admin').id), 'but not another non-expert\'s');
   const sessions = await rest('/sessions?select=id,client_id,expert_id', { token: client.jwt });
   assert.ok(sessions.length >= 3, 'the three seeded sessions at least');
   assert.ok(sessions.every((s) => s.client_id === client.id || s.expert_id === client.id), 'and only the client\'s own');

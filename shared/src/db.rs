@@ -99,6 +99,9 @@ pub fn translate(status: u16, body: &str, with_user_jwt: bool) -> ApiError {
         (_, "23505") => ApiError::conflict("duplicate", "That already exists."),
         (_, "23P01") => ApiError::conflict("overlap", "That time overlaps another active session."),
         (_, "23503") => ApiError::conflict("missing_reference", "A referenced record does not exist."),
+        (_, "23514") => ApiError::bad_request("constraint_violated", if message.is_empty() { "A value breaks a rule of the data.".into() } else { message }),
+        // Two transactions racing for the same rows: the loser may simply try again.
+        (_, "40P01" | "40001") => ApiError::conflict("concurrent_update", "Another request changed the same data at the same time; try again.").with_retry_after(1),
         (_, "42501") if with_user_jwt => ApiError::forbidden(if message.is_empty() { "Not allowed.".into() } else { message }),
         (_, "PGRST301" | "PGRST302") => ApiError::unauthorized("The token was not accepted by the database."),
         (_, "PGRST116") => ApiError::not_found("No such record."),
@@ -146,6 +149,17 @@ mod tests {
         let overlap = r#"{"code":"23P01","details":"Key conflicts with existing key.","hint":null,"message":"conflicting key value violates exclusion constraint \"sessions_expert_no_overlap\""}"#;
         let error = translate(400, overlap, true);
         assert_eq!((error.status, error.code.as_ref()), (409, "overlap"));
+    }
+
+    #[test]
+    fn a_check_violation_is_a_400_and_a_deadlock_a_conflict_to_retry() {
+        let check = r#"{"code":"23514","details":"Failing row contains (...).","hint":null,"message":"new row for relation \"reviews\" violates check constraint \"reviews_rating_check\""}"#;
+        let error = translate(400, check, true);
+        assert_eq!((error.status, error.code.as_ref()), (400, "constraint_violated"));
+        assert!(error.message.contains("reviews_rating_check"));
+        let deadlock = r#"{"code":"40P01","details":"Process 1 waits for ShareLock on transaction 2","hint":"See server log for query details.","message":"deadlock detected"}"#;
+        let error = translate(500, deadlock, true);
+        assert_eq!((error.status, error.code.as_ref(), error.retry_after), (409, "concurrent_update", Some(1)));
     }
 
     #[test]

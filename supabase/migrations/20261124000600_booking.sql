@@ -163,8 +163,9 @@ begin
             room_name, room_url)
     returning * into booked;
   exception
-    when exclusion_violation then
-      -- A concurrent booking won the race for this time.
+    when exclusion_violation or deadlock_detected or serialization_failure then
+      -- A concurrent booking won the race for this time (two racing inserts on an exclusion
+      -- constraint can also deadlock: the loser is told the same).
       raise exception using errcode = 'PT409', hint = 'slot_taken', message = 'That time was just booked by someone else.';
     when check_violation then
       raise exception using errcode = 'PT400', hint = 'invalid_price', message = 'The price does not follow the expert''s rate and the commission.';

@@ -195,7 +195,14 @@ begin
 end
 $$;
 
-grant execute on function public.service_role_record_webhook(text), public.service_role_forget_webhook(text),
+-- An audit row for system events the workers observe (an email that could not be sent).
+create function public.service_role_audit(action text, entity text, entity_id text, new_values jsonb default null, context jsonb default '{}') returns void
+language sql security definer set search_path = '' as $$
+  insert into public.audit_logs (actor_role, action, entity, entity_id, new_values, ip, user_agent, request_id)
+  values ('system', action, entity, entity_id, new_values, nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id')
+$$;
+
+grant execute on function public.service_role_audit(text, text, text, jsonb, jsonb), public.service_role_record_webhook(text), public.service_role_forget_webhook(text),
   public.service_role_hit_rate_limit(text, int, int), public.service_role_issue_email_verification(uuid, uuid, text, jsonb),
   public.service_role_account_token(text, uuid), public.service_role_fail_token_attempt(text, uuid),
   public.service_role_confirm_email(uuid, jsonb), public.service_role_issue_password_reset(text, uuid, text, jsonb),

@@ -68,8 +68,15 @@ async fn request_reset(mut call: Call) -> Reply {
     if let Some(issued) = issued {
         let link = format!("{}/reset-password?token={}", call.var("SITE_URL")?.trim_end_matches('/'), token.link_token);
         if let Err(error) = Resend::from_env(&call)?.send(&password_reset(&issued.email, &issued.name, &link), &format!("password-reset/{}", token.id)).await {
-            // Answering differently would tell that the account exists: log it instead.
-            log_error(&call.request_id, "reset_email_failed", &error.cause.unwrap_or(error.message));
+            // Answering differently would tell that the account exists: log and record it instead.
+            let cause = error.cause.unwrap_or(error.message);
+            log_error(&call.request_id, "reset_email_failed", &cause);
+            let recorded: std::result::Result<serde_json::Value, ApiError> = db
+                .rpc("service_role_audit", &json!({ "action": "password_reset.email_failed", "entity": "password_reset_tokens", "entity_id": token.id, "new_values": { "error": cause }, "context": call.audit_context() }))
+                .await;
+            if let Err(error) = recorded {
+                log_error(&call.request_id, "audit_failed", &error.cause.unwrap_or(error.message));
+            }
         }
     }
     let elapsed = Date::now().as_millis().saturating_sub(started);
