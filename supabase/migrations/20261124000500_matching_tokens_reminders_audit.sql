@@ -96,6 +96,16 @@ comment on table public.audit_logs is 'Append-only record of every state change:
 create index audit_logs_actor_id_idx on public.audit_logs (actor_id, created_at);
 create index audit_logs_entity_idx on public.audit_logs (entity, entity_id);
 
+-- The one way rows reach the audit log, with the request context the workers pass along
+-- (client address, user agent, request id).
+create function private.audit(actor uuid, actor_role text, action text, entity text, entity_id text,
+                              old_values jsonb, new_values jsonb, context jsonb) returns void
+language sql security definer set search_path = '' as $$
+  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, old_values, new_values, ip, user_agent, request_id)
+  values (actor, actor_role, action, entity, entity_id, old_values, new_values,
+          nullif(context ->> 'ip', '')::inet, left(context ->> 'user_agent', 500), left(context ->> 'request_id', 64))
+$$;
+
 create trigger reminders_updated_at before update on public.reminders for each row execute function private.set_updated_at();
 
 create function private.owns_match_request(request uuid) returns boolean

@@ -175,9 +175,7 @@ begin
   values (booked.id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency,
           case when booked.status = 'confirmed' then 'succeeded' else 'pending' end);
 
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, new_values, ip, user_agent, request_id)
-  values (caller, 'authenticated', 'session.created', 'sessions', booked.id::text, pg_catalog.to_jsonb(booked),
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(caller, 'authenticated', 'session.created', 'sessions', booked.id::text, null, pg_catalog.to_jsonb(booked), context);
 
   return pg_catalog.to_jsonb(booked);
 end
@@ -223,9 +221,7 @@ begin
     values (session.id, 'refund', refund_amount_cents, refund_fee_cents, refund_payout_cents, session.currency, 'pending');
   end if;
 
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, old_values, new_values, ip, user_agent, request_id)
-  values (actor_id, 'authenticated', 'session.cancelled', 'sessions', session.id::text, pg_catalog.to_jsonb(session), pg_catalog.to_jsonb(cancelled),
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(actor_id, 'authenticated', 'session.cancelled', 'sessions', session.id::text, pg_catalog.to_jsonb(session), pg_catalog.to_jsonb(cancelled), context);
 
   return pg_catalog.jsonb_build_object('session', pg_catalog.to_jsonb(cancelled), 'newly_cancelled', true);
 end

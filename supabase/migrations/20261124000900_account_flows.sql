@@ -84,9 +84,7 @@ begin
   end if;
   insert into public.email_verification_tokens (id, user_id, email, token_hash, expires_at, created_at)
   values (token_id, account.id, account.email, pg_catalog.decode(token_hash, 'hex'), expires, private.now());
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, ip, user_agent, request_id)
-  values (account.id, 'authenticated', 'email_verification.requested', 'email_verification_tokens', token_id::text,
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(account.id, 'authenticated', 'email_verification.requested', 'email_verification_tokens', token_id::text, null, null, context);
   return pg_catalog.jsonb_build_object('email', account.email, 'name', (select full_name from public.profiles where id = account.id), 'expires_at', expires);
 end
 $$;
@@ -140,9 +138,7 @@ begin
   if not found then
     raise exception using errcode = 'PT409', hint = 'email_changed', message = 'The account''s email address changed since this link was sent.';
   end if;
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, new_values, ip, user_agent, request_id)
-  values (token.user_id, 'anon', 'email.confirmed', 'auth.users', token.user_id::text, pg_catalog.jsonb_build_object('email', token.email),
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(token.user_id, 'anon', 'email.confirmed', 'auth.users', token.user_id::text, null, pg_catalog.jsonb_build_object('email', token.email), context);
   return pg_catalog.jsonb_build_object('user_id', token.user_id, 'confirmed', true);
 end
 $$;
@@ -160,9 +156,7 @@ begin
   end if;
   insert into public.password_reset_tokens (id, user_id, token_hash, expires_at, requested_ip, created_at)
   values (token_id, account.id, pg_catalog.decode(token_hash, 'hex'), expires, nullif(context ->> 'ip', '')::inet, private.now());
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, ip, user_agent, request_id)
-  values (account.id, 'anon', 'password_reset.requested', 'password_reset_tokens', token_id::text,
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(account.id, 'anon', 'password_reset.requested', 'password_reset_tokens', token_id::text, null, null, context);
   return pg_catalog.jsonb_build_object('email', account.email, 'name', (select full_name from public.profiles where id = account.id), 'expires_at', expires);
 end
 $$;
@@ -188,9 +182,8 @@ begin
   update auth.refresh_tokens set revoked = true, updated_at = private.now() where user_id = token.user_id::text and not coalesce(revoked, false);
   get diagnostics revoked_count = row_count;
   delete from auth.sessions where user_id = token.user_id;
-  insert into public.audit_logs (actor_id, actor_role, action, entity, entity_id, new_values, ip, user_agent, request_id)
-  values (token.user_id, 'anon', 'password.reset', 'auth.users', token.user_id::text, pg_catalog.jsonb_build_object('refresh_tokens_revoked', revoked_count),
-          nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id');
+  perform private.audit(token.user_id, 'anon', 'password.reset', 'auth.users', token.user_id::text, null,
+                        pg_catalog.jsonb_build_object('refresh_tokens_revoked', revoked_count), context);
   return pg_catalog.jsonb_build_object('email', account.email, 'name', (select full_name from public.profiles where id = account.id));
 end
 $$;
@@ -198,8 +191,7 @@ $$;
 -- An audit row for system events the workers observe (an email that could not be sent).
 create function public.service_role_audit(action text, entity text, entity_id text, new_values jsonb default null, context jsonb default '{}') returns void
 language sql security definer set search_path = '' as $$
-  insert into public.audit_logs (actor_role, action, entity, entity_id, new_values, ip, user_agent, request_id)
-  values ('system', action, entity, entity_id, new_values, nullif(context ->> 'ip', '')::inet, context ->> 'user_agent', context ->> 'request_id')
+  select private.audit(null, 'system', action, entity, entity_id, null, new_values, context)
 $$;
 
 grant execute on function public.service_role_audit(text, text, text, jsonb, jsonb), public.service_role_record_webhook(text), public.service_role_forget_webhook(text),
