@@ -325,3 +325,85 @@ describe('find-experts', () => {
     assert.equal((await find({ skills: 'react' }, 'forged.token.here')).status, 401);
   });
 });
+
+describe('with PostgREST unreachable', () => {
+  const failPostgrest = (path, status = 0) =>
+    fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'postgrest', status, times: 1, path }) });
+
+  test('health says so with a 503', async () => {
+    await failPostgrest('/rpc/health');
+    const { status, json } = await call('create-session', '/health');
+    assert.deepEqual([status, json.status, json.postgrest.reachable], [503, 'degraded', false]);
+  });
+
+  test('create-session answers 503 when the booking cannot reach the database, and deletes the room it made', async () => {
+    const booker = newClient('db-down');
+    await failPostgrest('/rpc/book_session');
+    const { status, json, headers } = await book(booker.jwt, { expert_id: EXPERTS.ada, starts_at: freeWeekdayStart(EXPERTS.ada), duration_minutes: 60 });
+    assert.deepEqual([status, json.error.code, headers.get('retry-after')], [503, 'database_unavailable', '5']);
+    assert.equal(sql(`select count(*)::int as n from sessions where client_id = '${booker.id}'`)[0].n, 0);
+    assert.deepEqual((await standin.requests('daily')).map((r) => r.method), ['POST', 'DELETE']);
+  });
+
+  test('create-session answers 503 before making a room when the quote cannot be read', async () => {
+    const booker = newClient('db-down-early');
+    await failPostgrest('/rpc/expert_quote', 503);
+    const { status } = await book(booker.jwt, { expert_id: EXPERTS.ada, starts_at: freeWeekdayStart(EXPERTS.ada), duration_minutes: 60 });
+    assert.equal(status, 503);
+    assert.deepEqual(await standin.requests('daily'), []);
+  });
+
+  test('cancel-session answers 503 and changes nothing; the retry then cancels once', async () => {
+    const { id, booker } = sessionAt({ hoursAhead: 30 });
+    await failPostgrest('/rpc/service_role_cancel_session');
+    const down = await cancel(booker.jwt, { session_id: id });
+    assert.deepEqual([down.status, down.json.error.code], [503, 'database_unavailable']);
+    assert.deepEqual(sql(`select status from sessions where id = '${id}'`), [{ status: 'confirmed' }]);
+    assert.equal(sql(`select count(*)::int as n from payments where session_id = '${id}' and kind = 'refund'`)[0].n, 0);
+    const retried = await cancel(booker.jwt, { session_id: id });
+    assert.equal(retried.status, 200);
+    assert.equal(sql(`select count(*)::int as n from payments where session_id = '${id}' and kind = 'refund'`)[0].n, 1);
+  });
+
+  test('find-experts answers 503', async () => {
+    await failPostgrest('/rpc/find_experts');
+    const { status, json } = await call('find-experts', '/?skills=react');
+    assert.deepEqual([status, json.error.code], [503, 'database_unavailable']);
+  });
+});
+
+describe('across a DST change in the expert\'s timezone', () => {
+  // The first change of UTC offset 3 to 80 days ahead in one of these zones, by Postgres's own
+  // zone data: local noons of consecutive days are then 23 or 25 hours apart.
+  const [change] = sql(`
+    with days as (
+      select zone, d::date as day, (d::date + time '12:00') at time zone zone as noon
+      from unnest(array['Africa/Casablanca', 'America/New_York', 'Europe/Berlin', 'Australia/Sydney', 'America/Santiago', 'Pacific/Auckland']) as zone,
+           generate_series(current_date + 2, current_date + 80, interval '1 day') as d)
+    select zone, day::text from (select zone, day, noon - lag(noon) over (partition by zone order by day) as step from days) steps
+    where step <> interval '24 hours' order by day limit 1`);
+
+  test('slots and bookings follow the expert\'s wall clock on both sides of the change', async (t) => {
+    if (!change) return t.skip('no DST change within the booking horizon in the candidate zones today');
+    const expert = newExpert('dst-expert', { timezone: change.zone });
+    exec(`insert into availability_rules (expert_id, weekday, start_minute, end_minute) select '${expert.id}', d, 540, 1020 from generate_series(0, 6) d;
+          insert into expert_skills (expert_id, skill_id, proficiency) select '${expert.id}', id, 5 from skill_categories where slug = 'terraform'`);
+    const [{ before, after, before_end, after_end }] = sql(`
+      select (day - 2 + time '09:00') at time zone '${change.zone}' as before, (day + 1 + time '09:00') at time zone '${change.zone}' as after,
+             (day - 1 + time '00:00') at time zone '${change.zone}' as before_end, (day + 2 + time '00:00') at time zone '${change.zone}' as after_end
+      from (select date '${change.day}' as day) x`);
+    const nine = [new Date(before), new Date(after)];
+    assert.notEqual(nine[0].getUTCHours(), nine[1].getUTCHours(), `09:00 in ${change.zone} is another UTC hour after ${change.day}`);
+    for (const [from, to, expected] of [[new Date(new Date(before).getTime() - 9 * 3600e3), before_end, nine[0]], [new Date(new Date(after).getTime() - 9 * 3600e3), after_end, nine[1]]]) {
+      const { json } = await call('find-experts', `/?${new URLSearchParams({ skills: 'terraform', from: from.toISOString(), to: new Date(to).toISOString(), limit: '50' })}`);
+      const found = json.experts.find((e) => e.expert_id === expert.id);
+      assert.ok(found, JSON.stringify(json));
+      assert.equal(new Date(found.next_slots[0]).toISOString(), expected.toISOString(), `the first slot is 09:00 local on ${expected.toISOString().slice(0, 10)}`);
+    }
+    const booker = newClient('dst-client');
+    const inside = await book(booker.jwt, { expert_id: expert.id, starts_at: nine[1].toISOString(), duration_minutes: 60 });
+    assert.equal(inside.status, 201, JSON.stringify(inside.json));
+    const early = await book(newClient('dst-early').jwt, { expert_id: expert.id, starts_at: new Date(nine[1].getTime() - 3600e3).toISOString(), duration_minutes: 60 });
+    assert.deepEqual([early.status, early.json.error.code], [409, 'outside_availability'], '08:00 local is before the expert\'s hours');
+  });
+});

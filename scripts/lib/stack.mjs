@@ -182,14 +182,15 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
     await waitFor('PostgREST', async () => (await fetch(`http://127.0.0.1:${ports.postgrestAdmin}/ready`)).ok, 30_000);
 
     // 3. The SaaS stand-in, in this process.
-    standin = createStandin({ jwks });
+    standin = createStandin({ jwks, postgrestUrl: `http://127.0.0.1:${ports.postgrest}` });
     await standin.listen(ports.standin);
     const standinUrl = `http://127.0.0.1:${ports.standin}`;
 
     // 4. The workers: built once here (cargo shares one target directory), then served.
     const keys = { anon: projectKey('anon', jwtSecret), service_role: projectKey('service_role', jwtSecret) };
     const vars = {
-      POSTGREST_URL: `http://127.0.0.1:${ports.postgrest}`,
+      // Through the stand-in, which passes everything on unless a test tells it to fail.
+      POSTGREST_URL: `${standinUrl}/rest`,
       SUPABASE_ANON_KEY: keys.anon,
       SUPABASE_SERVICE_ROLE_KEY: keys.service_role,
       SUPABASE_JWT_SECRET: jwtSecret,
@@ -227,7 +228,8 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
     const status = {
       profile,
       functions,
-      postgrest_url: vars.POSTGREST_URL,
+      postgrest_url: `http://127.0.0.1:${ports.postgrest}`,
+      workers_postgrest_url: vars.POSTGREST_URL,
       db_url: dbUrl('postgres'),
       db_superuser_url: dbUrl('supabase_admin'),
       standin_url: standinUrl,

@@ -5,18 +5,24 @@
 // Control routes (for tests and developers):
 //   GET  /__standin/requests[?service=email|daily]   what was received, oldest first
 //   GET  /__standin/emails                           the emails accepted (one per idempotency key)
-//   POST /__standin/fail {service, status, times}    the next `times` requests to `service` fail
+//   POST /__standin/fail {service, status, times, path}
+//                                                    the next `times` requests to `service` (email,
+//                                                    daily or postgrest) whose path contains `path`
+//                                                    fail with `status` (0: the connection drops)
 //   POST /__standin/reset                            forget everything
 // It also serves the project's public signing keys, as Supabase Auth does:
 //   GET  /auth/v1/.well-known/jwks.json
-import { createServer } from 'node:http';
+// and passes /rest/* through to PostgREST, so that tests can make the database unreachable for
+// the workers at one exact step.
+import { createServer, request as forward } from 'node:http';
 import { randomUUID } from 'node:crypto';
 
-export function createStandin({ jwks = { keys: [] } } = {}) {
+export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
   let requests = [];
   let emails = [];
   let idempotent = new Map();
-  let failures = { email: [], daily: [] };
+  const noFailures = () => ({ email: [], daily: [], postgrest: [] });
+  let failures = noFailures();
   const rooms = new Map();
 
   const send = (res, status, body, headers = {}) => {
@@ -63,10 +69,32 @@ export function createStandin({ jwks = { keys: [] } } = {}) {
     return send(res, 404, { error: 'not-found' });
   };
 
+  // The next failure planned for `service` that applies to `path`, taken off the list.
+  const takeFailure = (service, path) => {
+    const index = failures[service].findIndex(({ only }) => path.includes(only));
+    return index < 0 ? undefined : failures[service].splice(index, 1)[0].status;
+  };
+
+  const proxy = (req, res, raw) => {
+    const target = new URL(req.url.replace(/^\/rest/, ''), postgrestUrl);
+    const upstream = forward(target, { method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => send(res, 502, { message: 'PostgREST did not answer the stand-in' }));
+    upstream.end(raw);
+  };
+
   const server = createServer(async (req, res) => {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const raw = Buffer.concat(chunks).toString('utf8');
+    if (req.url.startsWith('/rest/') && postgrestUrl) {
+      const failure = takeFailure('postgrest', req.url);
+      if (failure === 0) return req.socket.destroy();
+      if (failure) return send(res, failure, { code: 'PGRST001', message: 'Database client error. Retrying the connection.', details: 'told to fail by the stand-in', hint: null });
+      return proxy(req, res, raw);
+    }
     let body;
     try {
       body = raw ? JSON.parse(raw) : undefined;
@@ -83,13 +111,13 @@ export function createStandin({ jwks = { keys: [] } } = {}) {
       }
       if (path === '/__standin/emails') return send(res, 200, emails);
       if (path === '/__standin/fail' && req.method === 'POST') {
-        const { service, status = 500, times = 1 } = body ?? {};
-        if (!failures[service]) return send(res, 400, { message: 'service must be email or daily' });
-        failures[service].push(...Array(times).fill(status));
+        const { service, status = 500, times = 1, path: only = '' } = body ?? {};
+        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily or postgrest' });
+        failures[service].push(...Array.from({ length: times }, () => ({ status, only })));
         return send(res, 200, { service, pending: failures[service].length });
       }
       if (path === '/__standin/reset' && req.method === 'POST') {
-        requests = []; emails = []; idempotent = new Map(); failures = { email: [], daily: [] }; rooms.clear();
+        requests = []; emails = []; idempotent = new Map(); failures = noFailures(); rooms.clear();
         return send(res, 200, { reset: true });
       }
       return send(res, 404, { message: 'unknown control route' });
@@ -98,7 +126,7 @@ export function createStandin({ jwks = { keys: [] } } = {}) {
     if (path === '/auth/v1/.well-known/jwks.json') return send(res, 200, jwks);
     const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : null;
     if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
-    const failure = failures[service].shift();
+    const failure = takeFailure(service, path);
     requests.push({ service, method: req.method, path, headers: { authorization: req.headers.authorization ?? null, 'idempotency-key': req.headers['idempotency-key'] ?? null }, body: body ?? null, failed_with: failure ?? null, at: new Date().toISOString() });
     if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) return send(res, 401, { message: 'missing API key' });
     if (failure) return send(res, failure, { name: 'standin_failure', message: `told to fail with ${failure}` });

@@ -101,7 +101,7 @@ pub struct System {
 impl System {
     pub fn new(env: Env) -> Result<Self, ApiError> {
         let run_id = uuid::Uuid::new_v4().to_string();
-        let config = Config::read(|name| read_var(&env, name)).map_err(|missing| {
+        let config = cached_config(&env).map_err(|missing| {
             log_error(&run_id, "config", &missing.to_string());
             ApiError::internal()
         })?;
@@ -233,7 +233,7 @@ pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker:
         .filter(|id| is_safe_request_id(id))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
-    let config = Config::read(|name| read_var(&env, name));
+    let config = cached_config(&env);
     let allowed_origins = config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
     let reply = match config {
         Err(missing) => {
@@ -292,6 +292,20 @@ async fn dispatch(call: Call, service: &'static Service, method: &Method, path: 
         None => Err(ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}."))
             .with_detail("allow", allowed())),
     }
+}
+
+thread_local! {
+    // An isolate's environment never changes: read it once, not on every request.
+    static CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
+}
+
+fn cached_config(env: &Env) -> Result<Config, crate::config::MissingVariables> {
+    if let Some(config) = CONFIG.with(|cached| cached.borrow().clone()) {
+        return Ok(config);
+    }
+    let config = Config::read(|name| read_var(env, name))?;
+    CONFIG.with(|cached| *cached.borrow_mut() = Some(config.clone()));
+    Ok(config)
 }
 
 fn preflight(allow: &str) -> Reply {
