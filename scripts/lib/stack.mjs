@@ -11,11 +11,13 @@ import { createStandin } from './standin.mjs';
 import { projectKey, userToken } from './jwt.mjs';
 import { root, log, waitFor } from './util.mjs';
 
-// Each profile has its own ports and state, so the tests can run while a dev stack is up.
+// Each profile has its own ports and state, so the tests can run while a dev stack is up. All
+// are below 32768, outside Linux's ephemeral range: an outgoing connection lingering in
+// TIME_WAIT on a fixed port would otherwise keep the stack from listening there.
 export const PROFILES = {
-  dev: { base: 54321 },
-  test: { base: 55321 },
-  bench: { base: 56321 },
+  dev: { base: 24321 },
+  test: { base: 25321 },
+  bench: { base: 26321 },
 };
 
 export function stackPaths(profile) {
