@@ -10,9 +10,10 @@ create table public.sessions (
   duration_minutes integer not null check (duration_minutes between 60 and 480 and duration_minutes % 15 = 0),
   status text not null default 'requested'
     check (status in ('requested', 'confirmed', 'declined', 'cancelled', 'in_progress', 'completed')),
-  hourly_rate_cents bigint not null check (hourly_rate_cents > 0),
+  -- A positive rate and a non-negative fee follow from the amount rules below.
+  hourly_rate_cents bigint not null,
   amount_cents bigint not null check (amount_cents > 0),
-  platform_fee_cents bigint not null check (platform_fee_cents >= 0),
+  platform_fee_cents bigint not null,
   expert_payout_cents bigint not null check (expert_payout_cents >= 0),
   commission_bps integer not null default 1000 check (commission_bps between 0 and 10000),
   currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
