@@ -9,8 +9,12 @@ import { root, log } from './util.mjs';
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const WORKER_BUILD_VERSION = '0.8.7';
 
+const cargoBin = join(process.env.CARGO_HOME ?? join(process.env.HOME, '.cargo'), 'bin');
+// cargo installs into ~/.cargo/bin, which a fresh shell may not have on its PATH yet.
+const pathWithCargo = `${cargoBin}:${process.env.PATH}`;
+
 function has(command, args = ['--version']) {
-  const result = spawnSync(command, args, { encoding: 'utf8' });
+  const result = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, PATH: pathWithCargo } });
   return result.status === 0 ? result.stdout.trim() : null;
 }
 
@@ -73,11 +77,10 @@ export function ensureTools({ rust = true } = {}) {
 // The three helpers worker-build would otherwise download from GitHub.
 export function buildEnv() {
   const bin = join(root, 'node_modules', '.bin');
-  const cargoBin = join(process.env.CARGO_HOME ?? join(process.env.HOME, '.cargo'), 'bin');
   return {
     ...process.env,
-    PATH: `${cargoBin}:${bin}:${process.env.PATH}`,
-    WASM_BINDGEN_BIN: has('wasm-bindgen') ? 'wasm-bindgen' : join(cargoBin, 'wasm-bindgen'),
+    PATH: `${bin}:${pathWithCargo}`,
+    WASM_BINDGEN_BIN: join(cargoBin, 'wasm-bindgen'),
     WASM_OPT_BIN: join(bin, 'wasm-opt'),
     ESBUILD_BIN: join(bin, 'esbuild'),
   };
