@@ -27,15 +27,6 @@ pub enum Caller {
     ServiceRole,
 }
 
-impl Caller {
-    pub fn user_id(&self) -> Option<Uuid> {
-        match self {
-            Caller::User { id, .. } => Some(*id),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     Malformed,
@@ -93,15 +84,6 @@ struct SupabaseClaims {
 pub enum Asymmetric {
     Es256,
     Rs256,
-}
-
-impl Asymmetric {
-    pub fn name(self) -> &'static str {
-        match self {
-            Asymmetric::Es256 => "ES256",
-            Asymmetric::Rs256 => "RS256",
-        }
-    }
 }
 
 /// One public key of the project's JWKS, kept as its JSON for the signature checker.

@@ -44,14 +44,6 @@ impl Violations {
         self.0.push(Violation { field: field.to_owned(), rule: rule.name, message: rule.message });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn list(&self) -> &[Violation] {
-        &self.0
-    }
-
     /// `Ok(())` when nothing was rejected, otherwise the 400 naming every bad field.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
