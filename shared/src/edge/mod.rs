@@ -231,7 +231,7 @@ pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker:
         .ok()
         .flatten()
         .filter(|id| is_safe_request_id(id))
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(next_request_id);
 
     let config = cached_config(&env);
     let allowed_origins = config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
@@ -292,6 +292,24 @@ async fn dispatch(call: Call, service: &'static Service, method: &Method, path: 
         None => Err(ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}."))
             .with_detail("allow", allowed())),
     }
+}
+
+thread_local! {
+    // A random prefix drawn once per isolate and a counter: unique ids without a call into
+    // the runtime's random source on every request.
+    static REQUEST_IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn next_request_id() -> String {
+    REQUEST_IDS.with(|ids| {
+        let (mut prefix, count) = ids.get();
+        if prefix == 0 {
+            let mut random = [0u8; 8];
+            prefix = getrandom::getrandom(&mut random).map(|_| u64::from_le_bytes(random)).unwrap_or(1) | 1;
+        }
+        ids.set((prefix, count + 1));
+        uuid::Uuid::from_u64_pair(prefix, count + 1).to_string()
+    })
 }
 
 thread_local! {
