@@ -1,10 +1,10 @@
 // Shared by the end-to-end tests: the running test stack's status, typed calls to the workers,
 // PostgREST and SQL for arranging and checking state, and the stand-in's controls.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { userToken } from '../scripts/lib/jwt.mjs';
 import { sqlRows } from '../scripts/lib/fixtures.mjs';
+import { psql } from '../scripts/lib/stack.mjs';
 
 const statusPath = process.env.STACK_STATUS;
 if (!statusPath) throw new Error('STACK_STATUS is not set: run the end-to-end tests through npm test');
@@ -66,7 +66,7 @@ export const standin = {
 export const sql = (query) => sqlRows(stack.db_superuser_url, query);
 
 export function exec(statement) {
-  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', stack.db_superuser_url, '-c', statement], { encoding: 'utf8' });
+  psql(stack.db_superuser_url, ['-c', statement]);
 }
 
 // A new signed-in client with a ready JWT.

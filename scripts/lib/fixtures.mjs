@@ -1,12 +1,8 @@
 // Data the end-to-end tests and the benchmark both arrange directly in the database.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { PG_BIN } from './tools.mjs';
+import { psql } from './stack.mjs';
 
 export function sqlRows(dbUrl, query) {
-  const out = execFileSync(join(PG_BIN, 'psql'), ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl, '-c',
-    `with t as (${query}) select coalesce(json_agg(t), '[]') from t`], { encoding: 'utf8' });
-  return JSON.parse(out);
+  return JSON.parse(psql(dbUrl, ['-At', '-c', `with t as (${query}) select coalesce(json_agg(t), '[]') from t`]));
 }
 
 // `count` due 24 h reminders (two per session, client and expert), for sessions a client and
