@@ -387,7 +387,7 @@ describe('across a DST change in the expert\'s timezone', () => {
     if (!change) return t.skip('no DST change within the booking horizon in the candidate zones today');
     const expert = newExpert('dst-expert', { timezone: change.zone });
     exec(`insert into availability_rules (expert_id, weekday, start_minute, end_minute) select '${expert.id}', d, 540, 1020 from generate_series(0, 6) d;
-          insert into expert_skills (expert_id, skill_id, proficiency) select '${expert.id}', id, 5 from skill_categories where slug = 'terraform'`);
+          insert into expert_skills (expert_id, skill_id, proficiency) select '${expert.id}', id, 5 from skill_categories where slug = 'ci-cd'`);
     const [{ before, after, before_end, after_end }] = sql(`
       select (day - 2 + time '09:00') at time zone '${change.zone}' as before, (day + 1 + time '09:00') at time zone '${change.zone}' as after,
              (day - 1 + time '00:00') at time zone '${change.zone}' as before_end, (day + 2 + time '00:00') at time zone '${change.zone}' as after_end
@@ -395,7 +395,7 @@ describe('across a DST change in the expert\'s timezone', () => {
     const nine = [new Date(before), new Date(after)];
     assert.notEqual(nine[0].getUTCHours(), nine[1].getUTCHours(), `09:00 in ${change.zone} is another UTC hour after ${change.day}`);
     for (const [from, to, expected] of [[new Date(new Date(before).getTime() - 9 * 3600e3), before_end, nine[0]], [new Date(new Date(after).getTime() - 9 * 3600e3), after_end, nine[1]]]) {
-      const { json } = await call('find-experts', `/?${new URLSearchParams({ skills: 'terraform', from: from.toISOString(), to: new Date(to).toISOString(), limit: '50' })}`);
+      const { json } = await call('find-experts', `/?${new URLSearchParams({ skills: 'ci-cd', from: from.toISOString(), to: new Date(to).toISOString(), limit: '50' })}`);
       const found = json.experts.find((e) => e.expert_id === expert.id);
       assert.ok(found, JSON.stringify(json));
       assert.equal(new Date(found.next_slots[0]).toISOString(), expected.toISOString(), `the first slot is 09:00 local on ${expected.toISOString().slice(0, 10)}`);
