@@ -53,6 +53,19 @@ export async function rest(path, { method = 'GET', body, prefer, token = stack.s
   return text ? JSON.parse(text) : undefined;
 }
 
+// PostgREST as a direct caller would use it: the answer whatever its status.
+export async function postgrest(path, { method = 'GET', body, token, headers = {} } = {}) {
+  const response = await fetch(`${stack.postgrest_url}${path}`, {
+    method,
+    headers: { apikey: stack.anon_key, 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json;
+  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+  return { status: response.status, json, text };
+}
+
 export const standin = {
   reset: () => fetch(`${stack.standin_url}/__standin/reset`, { method: 'POST' }),
   requests: async (service) => (await fetch(`${stack.standin_url}/__standin/requests${service ? `?service=${service}` : ''}`)).json(),

@@ -3,7 +3,8 @@
 //!
 //! User-initiated work sends the caller's own JWT, so that RLS decides; system work (cron,
 //! hooks, token checks) sends the service-role key. Both send the anon key as `apikey`, which
-//! hosted Supabase's gateway requires.
+//! hosted Supabase's gateway requires, and the worker's request id as `x-request-id`, which the
+//! database records in audit rows as a fact of the request it received.
 
 use crate::error::ApiError;
 use postgrest::{Builder, Postgrest};
@@ -31,17 +32,20 @@ pub struct PostgrestError {
 
 impl Db {
     /// Acts as the caller: RLS applies to what their token allows.
-    pub fn as_caller(url: &str, anon_key: &str, jwt: &str) -> Self {
-        Self::with_bearer(url, anon_key, jwt, true)
+    pub fn as_caller(url: &str, anon_key: &str, jwt: &str, request_id: &str) -> Self {
+        Self::with_bearer(url, anon_key, jwt, request_id, true)
     }
 
     /// Acts as service_role, for system work only.
-    pub fn as_service(url: &str, anon_key: &str, service_role_key: &str) -> Self {
-        Self::with_bearer(url, anon_key, service_role_key, false)
+    pub fn as_service(url: &str, anon_key: &str, service_role_key: &str, request_id: &str) -> Self {
+        Self::with_bearer(url, anon_key, service_role_key, request_id, false)
     }
 
-    fn with_bearer(url: &str, anon_key: &str, bearer: &str, with_user_jwt: bool) -> Self {
-        let client = Postgrest::new(url).insert_header("apikey", anon_key).insert_header("Authorization", format!("Bearer {bearer}"));
+    fn with_bearer(url: &str, anon_key: &str, bearer: &str, request_id: &str, with_user_jwt: bool) -> Self {
+        let client = Postgrest::new(url)
+            .insert_header("apikey", anon_key)
+            .insert_header("Authorization", format!("Bearer {bearer}"))
+            .insert_header("x-request-id", request_id);
         Self { client, with_user_jwt }
     }
 

@@ -63,6 +63,13 @@ pub struct Claim {
     pub remaining: u64,
 }
 
+/// What `service_role_advance_sessions` did: requests expired, sessions completed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Advanced {
+    pub expired: u64,
+    pub completed: u64,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Recorded {
     pub sent: u64,
@@ -81,6 +88,8 @@ pub fn batch_key(reminders: &[ClaimedReminder]) -> String {
 /// One run's structured summary line.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
+    pub expired: u64,
+    pub completed: u64,
     pub claimed: u64,
     pub sent: u64,
     pub skipped: u64,
@@ -92,6 +101,11 @@ pub struct Summary {
 }
 
 impl Summary {
+    pub fn add_advanced(&mut self, advanced: &Advanced) {
+        self.expired += advanced.expired;
+        self.completed += advanced.completed;
+    }
+
     pub fn add_claim(&mut self, claim: &Claim) {
         self.claimed += claim.reminders.len() as u64;
         self.skipped += claim.skipped;

@@ -7,7 +7,7 @@ select tables_are('public', array[
   'profiles', 'agency_profiles', 'agency_admins', 'expert_profiles', 'skill_categories', 'expert_skills', 'online_status',
   'availability_rules', 'availability_exceptions', 'sessions', 'session_status_history', 'payments', 'session_messages',
   'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'reminders', 'audit_logs',
-  'webhook_deliveries', 'rate_limit_events'
+  'webhook_deliveries', 'rate_limit_events', 'commission_rates'
 ], 'public has exactly the tables of the data model');
 
 select is_empty($$

@@ -4,12 +4,26 @@ begin;
 \ir _helpers.psql
 select plan(15);
 
--- As the owner (what the booking functions do), try every transition from a fresh session.
+-- As the owner (what the booking functions do), try every transition from a fresh session,
+-- each step at a moment its time rule allows, so that only the machine's edges decide.
 create temporary table transition_results (from_status text, to_status text, allowed boolean);
+create function tests.move(session uuid, to_status text) returns void language plpgsql as $$
+declare
+  starts timestamptz := (select starts_at from public.sessions where id = session);
+begin
+  perform tests.freeze_time(starts + case to_status when 'in_progress' then interval '-10 minutes' when 'completed' then interval '30 minutes'
+                                                     when 'expired' then interval '1 minute' else interval '-1 day' end);
+  update public.sessions set status = to_status,
+    cancelled_at = case when to_status = 'cancelled' then private.now() end,
+    refund_amount_cents = case when to_status = 'cancelled' then 0 end,
+    refund_percent = case when to_status = 'cancelled' then 0 end
+  where id = session;
+end
+$$;
 do $$
 declare
-  statuses text[] := array['requested', 'confirmed', 'declined', 'cancelled', 'in_progress', 'completed'];
-  path jsonb := '{"requested": [], "confirmed": ["confirmed"], "declined": ["declined"], "cancelled": ["cancelled"],
+  statuses text[] := array['requested', 'confirmed', 'declined', 'cancelled', 'expired', 'in_progress', 'completed'];
+  path jsonb := '{"requested": [], "confirmed": ["confirmed"], "declined": ["declined"], "cancelled": ["cancelled"], "expired": ["expired"],
                   "in_progress": ["confirmed", "in_progress"], "completed": ["confirmed", "in_progress", "completed"]}';
   from_status text;
   to_status text;
@@ -23,33 +37,26 @@ begin
       day := day + 1;
       session := tests.make_session('casey.client@example.com', 'finn.fullstack@example.com', timestamptz '2031-01-01 10:00+00' + make_interval(days => day), 60, 'requested');
       for step in select jsonb_array_elements_text(path -> from_status) loop
-        update public.sessions set status = step,
-          cancelled_at = case when step = 'cancelled' then now() end,
-          refund_amount_cents = case when step = 'cancelled' then 0 end,
-          refund_percent = case when step = 'cancelled' then 0 end
-        where id = session;
+        perform tests.move(session, step);
       end loop;
       begin
-        update public.sessions set status = to_status,
-          cancelled_at = case when to_status = 'cancelled' then now() end,
-          refund_amount_cents = case when to_status = 'cancelled' then 0 end,
-          refund_percent = case when to_status = 'cancelled' then 0 end
-        where id = session;
+        perform tests.move(session, to_status);
         insert into transition_results values (from_status, to_status, true);
       exception when sqlstate 'PT409' then
         insert into transition_results values (from_status, to_status, false);
       end;
     end loop;
   end loop;
+  perform set_config('call_an_expert.now', '', true);
 end
 $$;
 
 select set_eq(
   'select from_status, to_status from transition_results where allowed',
-  $$values ('requested', 'confirmed'), ('requested', 'declined'), ('requested', 'cancelled'),
+  $$values ('requested', 'confirmed'), ('requested', 'declined'), ('requested', 'cancelled'), ('requested', 'expired'),
            ('confirmed', 'in_progress'), ('confirmed', 'cancelled'), ('in_progress', 'completed')$$,
-  'exactly the six transitions of the machine are allowed');
-select is((select count(*) from transition_results where not allowed), 24::bigint, 'the other 24 pairs are refused');
+  'exactly the seven transitions of the machine are allowed');
+select is((select count(*) from transition_results where not allowed), 35::bigint, 'the other 35 pairs are refused');
 
 select throws_ok($$update sessions set status = 'requested' where id = '55555555-5555-4555-8555-555555555501'$$,
   'PT409', 'A completed session cannot become requested.', 'the refusal names both statuses');
@@ -83,7 +90,10 @@ select is((select status from sessions where id = :'requested_id'), 'confirmed',
 select tests.freeze_time('2030-03-03 16:50+00');
 select tests.authenticate_as('rae.react@example.com');
 select lives_ok(format($$update sessions set status = 'in_progress' where id = %L$$, :'confirmed_id'), 'the expert starts the session 10 minutes early');
-select lives_ok(format($$update sessions set status = 'completed' where id = %L$$, :'confirmed_id'), 'and completes it');
+reset role;
+select tests.freeze_time('2030-03-03 17:45+00');
+select tests.authenticate_as('rae.react@example.com');
+select lives_ok(format($$update sessions set status = 'completed' where id = %L$$, :'confirmed_id'), 'and completes it once it has started');
 reset role;
 
 select results_eq(

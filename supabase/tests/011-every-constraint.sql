@@ -11,6 +11,8 @@ insert into email_verification_tokens (user_id, email, token_hash, expires_at) v
 insert into password_reset_tokens (user_id, token_hash, expires_at) values (tests.user_id('casey.client@example.com'), extensions.digest('two', 'sha256'), now());
 select tests.make_session('casey.client@example.com', 'devon.devops@example.com', '2030-01-07 10:00+00', 60) as confirmed_id \gset
 insert into reviews (session_id, reviewer_id, reviewee_id, rating) values ('55555555-5555-4555-8555-555555555501', tests.user_id('ada.ai@example.com'), tests.user_id('casey.client@example.com'), 4);
+insert into commission_rates (expert_id, commission_bps) values (tests.user_id('ada.ai@example.com'), 1200);
+insert into commission_rates (agency_id, commission_bps) values ('44444444-4444-4444-8444-444444444444', 1100);
 
 -- An insert of a valid session of Casey's with Ada, with `overrides` (column -> value) applied.
 create function tests.session_sql(overrides jsonb) returns text language sql as $$
@@ -79,7 +81,12 @@ insert into cases values
   ('sessions_notes_check', tests.session_sql(jsonb_build_object('notes', repeat('x', 2001)))),
   ('sessions_refund_percent_check', tests.session_sql(:'cancelled'::jsonb || '{"refund_percent": 25}')),
   ('sessions_refund_within_amount', tests.session_sql(:'cancelled'::jsonb || '{"refund_amount_cents": 15001, "refund_percent": 100}')),
-  ('sessions_room_name_key', tests.session_sql('{"room_name": "cae-55555555-5555-4555-8555-555555555501"}')),
+  ('sessions_start_on_a_minute', tests.session_sql('{"starts_at": "2030-02-04T10:00:30Z"}')),
+  ('commission_rates_one_party', $$insert into commission_rates (expert_id, agency_id, commission_bps) values (tests.user_id('finn.fullstack@example.com'), '44444444-4444-4444-8444-444444444444', 900)$$),
+  ('commission_rates_commission_bps_check', $$insert into commission_rates (expert_id, commission_bps) values (tests.user_id('finn.fullstack@example.com'), 10001)$$),
+  ('commission_rates_note_check', $$insert into commission_rates (expert_id, commission_bps, note) values (tests.user_id('finn.fullstack@example.com'), 900, repeat('x', 501))$$),
+  ('commission_rates_expert_id_key', $$insert into commission_rates (expert_id, commission_bps) values (tests.user_id('ada.ai@example.com'), 900)$$),
+  ('commission_rates_agency_id_key', $$insert into commission_rates (agency_id, commission_bps) values ('44444444-4444-4444-8444-444444444444', 900)$$),
   ('sessions_status_check', tests.session_sql('{"status": "paused"}')),
   ('payments_amount_cents_check', $$insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency) values ('55555555-5555-4555-8555-555555555501', 'refund', 0, 0, 0, 'USD')$$),
   ('payments_currency_check', $$insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency) values ('55555555-5555-4555-8555-555555555501', 'refund', 10, 1, 9, 'usd')$$),
@@ -118,6 +125,7 @@ insert into cases values
   ('audit_logs_action_check', $$insert into audit_logs (actor_role, action, entity) values ('system', 'Created!', 'sessions')$$),
   ('audit_logs_actor_role_check', $$insert into audit_logs (actor_role, action, entity) values ('root', 'session.created', 'sessions')$$),
   ('audit_logs_request_id_check', $$insert into audit_logs (actor_role, action, entity, request_id) values ('system', 'session.created', 'sessions', repeat('x', 65))$$),
+  ('audit_logs_reported_context_is_small', $$insert into audit_logs (actor_role, action, entity, reported_context) values ('system', 'session.created', 'sessions', jsonb_build_object('user_agent', repeat('x', 2001)))$$),
   ('audit_logs_user_agent_check', $$insert into audit_logs (actor_role, action, entity, user_agent) values ('system', 'session.created', 'sessions', repeat('x', 501))$$),
   ('webhook_deliveries_id_check', $$insert into webhook_deliveries (id) values ('')$$),
   ('rate_limit_events_bucket_check', $$insert into rate_limit_events (bucket) values (repeat('x', 301))$$);

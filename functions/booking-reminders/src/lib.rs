@@ -1,13 +1,15 @@
-//! booking-reminders: sends the 24 h and 1 h reminders of confirmed sessions.
+//! booking-reminders: the dispatcher. Moves sessions along in time and sends the 24 h and 1 h
+//! reminders of confirmed sessions.
 //!
 //! Runs from the cron trigger (every 5 minutes) and from `POST /run`, which only the service
-//! role may call. Each run claims due reminders under a lease, sends them in batches through
-//! the email provider with an idempotency key, records the outcomes, and stops before its
-//! subrequest budget would be exceeded, leaving the rest to the next run.
+//! role may call. Each run first expires requests left unanswered at their start and completes
+//! sessions past their end, then claims due reminders under a lease, sends them in batches
+//! through the email provider with an idempotency key, records the outcomes, and stops before
+//! its subrequest budget would be exceeded, leaving the rest to the next run.
 
 use serde_json::json;
 use shared::edge::{self, json_reply, log_line, Call, Reply, Resend, Route, Runtime, Service, System};
-use shared::reminders::{batch_key, Budget, Claim, Recorded, Summary, DEFAULT_BUDGET, MAX_BATCH};
+use shared::reminders::{batch_key, Advanced, Budget, Claim, Recorded, Summary, DEFAULT_BUDGET, MAX_BATCH};
 use shared::ApiError;
 use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -44,6 +46,9 @@ async fn dispatch(runtime: &impl Runtime) -> std::result::Result<Summary, ApiErr
     let mut summary = Summary::default();
 
     let outcome = async {
+        budget.spend();
+        let advanced: Advanced = db.rpc("service_role_advance_sessions", &json!({})).await?;
+        summary.add_advanced(&advanced);
         while budget.allows_round() {
             budget.spend();
             let claim: Claim = db.rpc("service_role_claim_reminders", &json!({ "batch_size": batch_size, "lease_seconds": lease_seconds })).await?;

@@ -27,11 +27,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     edge::serve(req, env, &SERVICE).await
 }
 
+/// An active expert's rate and the commission the server applies to them.
 #[derive(Deserialize)]
 struct Quote {
     hourly_rate_cents: i64,
     currency: String,
-    is_active: bool,
+    commission_bps: i64,
 }
 
 async fn create_session(mut call: Call) -> Reply {
@@ -45,12 +46,10 @@ async fn create_session(mut call: Call) -> Reply {
     if booking.expert_id == client_id {
         return Err(ApiError::conflict("self_booking", "An expert cannot book a session with themselves."));
     }
-    if !quote.is_active {
-        return Err(ApiError::conflict("expert_inactive", "This expert is not taking bookings."));
-    }
     let currency = Currency::parse(&quote.currency).map_err(|rule| ApiError::internal().because(format!("stored currency: {rule}")))?;
     let rate = MinorUnits::parse(quote.hourly_rate_cents).map_err(|rule| ApiError::internal().because(format!("stored rate: {rule}")))?;
-    let price = Price::quote(rate, booking.duration, CommissionBps::DEFAULT, currency).map_err(|overflow| ApiError::internal().because(overflow.to_string()))?;
+    let commission = CommissionBps::parse(quote.commission_bps).map_err(|rule| ApiError::internal().because(format!("server commission: {rule}")))?;
+    let price = Price::quote(rate, booking.duration, commission, currency).map_err(|overflow| ApiError::internal().because(overflow.to_string()))?;
     if booking.expected_amount_cents.is_some_and(|expected| expected != price.amount_cents) {
         return Err(ApiError::conflict("price_changed", "The expert's rate changed since the quote.").with_detail("price", json!(price)));
     }
@@ -62,12 +61,12 @@ async fn create_session(mut call: Call) -> Reply {
         .create_room(&room_name, (booking.starts_at - chrono::Duration::minutes(15)).timestamp(), (booking.ends_at() + chrono::Duration::hours(1)).timestamp())
         .await?;
 
+    // The database prices again with its own rate and commission and refuses any difference.
     let args = json!({
         "session_id": session_id, "expert_id": booking.expert_id, "starts_at": booking.starts_at.to_rfc3339(),
-        "duration_minutes": booking.duration.get(), "hourly_rate_cents": price.hourly_rate_cents, "amount_cents": price.amount_cents,
-        "platform_fee_cents": price.platform_fee_cents, "expert_payout_cents": price.expert_payout_cents,
-        "commission_bps": price.commission_bps, "currency": currency.as_str(), "room_name": room.name, "room_url": room.url,
-        "notes": booking.notes, "context": call.audit_context(),
+        "duration_minutes": booking.duration.get(), "hourly_rate_cents": price.hourly_rate_cents, "commission_bps": price.commission_bps,
+        "amount_cents": price.amount_cents, "platform_fee_cents": price.platform_fee_cents, "expert_payout_cents": price.expert_payout_cents,
+        "currency": currency.as_str(), "notes": booking.notes, "context": call.audit_context(),
     });
     let session: Value = match db.rpc("book_session", &args).await {
         Ok(session) => session,

@@ -75,7 +75,7 @@ pub trait Runtime {
 
     /// PostgREST as service_role, for system work.
     fn db_as_service(&self) -> Result<Db, ApiError> {
-        Ok(Db::as_service(&self.config().postgrest_url, &self.config().anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?))
+        Ok(Db::as_service(&self.config().postgrest_url, &self.config().anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?, self.request_id()))
     }
 }
 
@@ -192,7 +192,7 @@ impl Call {
 
     /// PostgREST as the caller (RLS applies), or as anon without a token.
     pub fn db_as(&self, token: Option<&str>) -> Db {
-        Db::as_caller(&self.config.postgrest_url, &self.config.anon_key, token.unwrap_or(&self.config.anon_key))
+        Db::as_caller(&self.config.postgrest_url, &self.config.anon_key, token.unwrap_or(&self.config.anon_key), &self.request_id)
     }
 
     /// How far ahead sessions may be booked, from the environment.
@@ -200,7 +200,8 @@ impl Call {
         crate::validate::BookingWindow::from_vars(|name| read_var(&self.env, name))
     }
 
-    /// Context for audit rows: request id, client address and user agent.
+    /// What the worker saw of its client (request id, address, user agent), passed to the
+    /// database, which keeps it in audit rows as reported context beside its own facts.
     pub fn audit_context(&self) -> serde_json::Value {
         json!({ "request_id": self.request_id, "ip": self.client_ip(), "user_agent": self.header("user-agent").map(|ua| ua.chars().take(500).collect::<String>()) })
     }
