@@ -66,12 +66,39 @@ export async function postgrest(path, { method = 'GET', body, token, headers = {
   return { status: response.status, json, text };
 }
 
+// Side effects happen after the response (the dispatcher runs once the answer has gone):
+// polls `probe` until it returns something truthy, failing with `what` after `timeoutMs`.
+export async function eventually(what, probe, timeoutMs = 8000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+// The dispatcher's run for everything due, as the cron trigger runs it.
+export const runDispatcher = () => call('booking-reminders', '/run', { method: 'POST', token: stack.service_role_key });
+
+// Makes a session's queued outbox rows due now (their backoff or due time passed).
+export const makeOutboxDue = (sessionId, topicLike = '%') =>
+  exec(`update outbox set next_attempt_at = now() - interval '1 second' where session_id = '${sessionId}' and topic like '${topicLike}' and status = 'pending'`);
+
 export const standin = {
   reset: () => fetch(`${stack.standin_url}/__standin/reset`, { method: 'POST' }),
   requests: async (service) => (await fetch(`${stack.standin_url}/__standin/requests${service ? `?service=${service}` : ''}`)).json(),
   emails: async () => (await fetch(`${stack.standin_url}/__standin/emails`)).json(),
   fail: (service, status = 500, times = 1) =>
     fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service, status, times }) }),
+  delay: (service, ms) =>
+    fetch(`${stack.standin_url}/__standin/delay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service, ms }) }),
+  // The emails accepted for these addresses, once at least `count` of them have arrived.
+  emailsTo: async (addresses, count = 1) => eventually(`${count} email(s) to ${addresses.join(', ')}`, async () => {
+    const emails = (await standin.emails()).filter((email) => addresses.includes(email.to[0]));
+    return emails.length >= count && emails;
+  }),
 };
 
 // SQL as the superuser, for arranging what no API may do (past sessions, new users) and for

@@ -1,5 +1,5 @@
-// booking-reminders end to end: the built worker under wrangler dev, claiming from the real
-// database through PostgREST, sending through the email stand-in.
+// booking-reminders end to end, for the reminders the outbox holds: the built worker under
+// wrangler dev, claiming from the real database through PostgREST, sending through the stand-in.
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, exec, newClient, newExpert, rest, sql, stack, standin } from './helpers.mjs';
@@ -8,7 +8,8 @@ import { insertReminderBacklog } from '../scripts/lib/fixtures.mjs';
 const run = () => call('booking-reminders', '/run', { method: 'POST', token: stack.service_role_key });
 
 // A confirmed session `hoursAhead` from now between a new client (Asia/Tokyo) and a new expert
-// (America/Los_Angeles); the database schedules its reminders.
+// (America/Los_Angeles), arranged as booked earlier: the database schedules its reminders, and
+// what its booking queued (confirmation emails, the room) is taken as done.
 function confirmedSession(hoursAhead) {
   const client = newClient('remind-client');
   const expert = newExpert('remind-expert');
@@ -17,12 +18,15 @@ function confirmedSession(hoursAhead) {
     values ('${client.id}', '${expert.id}', date_trunc('minute', now()) + make_interval(mins => ${Math.round(hoursAhead * 60)}),
             date_trunc('minute', now()) + make_interval(mins => ${Math.round(hoursAhead * 60)} + 60), 60, 'confirmed', 9000, 9000, 900, 8100, 'USD')
     returning id`);
+  exec(`delete from outbox where session_id = '${id}' and topic not like 'reminder.%'`);
   return { id, client, expert };
 }
 
-const makeDue = (sessionId, kind) => exec(`update reminders set next_attempt_at = now() - interval '1 second' where session_id = '${sessionId}' and kind = '${kind}'`);
-const reminders = (sessionId) => sql(`select kind, status, attempts, skip_reason, provider_message_id, last_error from reminders where session_id = '${sessionId}' order by kind, recipient_id`);
-const emailsTo = async (...addresses) => (await standin.emails()).filter((email) => addresses.includes(email.to[0]));
+const makeDue = (sessionId, kind) => exec(`update outbox set next_attempt_at = now() - interval '1 second' where session_id = '${sessionId}' and topic = 'reminder.${kind}'`);
+const reminders = (sessionId) => sql(`select replace(topic, 'reminder.', '') as kind, status, attempts, skip_reason, provider_ref as provider_message_id, last_error
+  from outbox where session_id = '${sessionId}' and topic like 'reminder.%' order by kind, recipient_id`);
+const emailsTo = async (...addresses) => (await standin.emails()).filter((email) => addresses.includes(email.to[0]) && email.subject.startsWith('Reminder'));
+const claim = (leaseSeconds) => rest('/rpc/service_role_claim_outbox', { method: 'POST', body: { email_batch: 100, calls: 0, lease_seconds: leaseSeconds } });
 
 beforeEach(() => standin.reset());
 
@@ -45,7 +49,7 @@ describe('booking-reminders', () => {
     const [toExpert] = await emailsTo(expert.email);
     assert.match(toClient.text, /in one hour: \d{4}-\d\d-\d\d \d\d:\d\d \(Asia\/Tokyo, UTC\+09:00\)/);
     assert.match(toExpert.text, /in one hour: \d{4}-\d\d-\d\d \d\d:\d\d \(America\/Los_Angeles, UTC-0[78]:00\)/);
-    assert.ok((await standin.requests('email')).every((r) => r.path === '/emails/batch' && r.headers['idempotency-key'].startsWith('reminders/')));
+    assert.ok((await standin.requests('email')).every((r) => r.path === '/emails/batch' && r.headers['idempotency-key'].startsWith('outbox/')), 'in batches, each under its idempotency key');
   });
 
   test('reminders not yet due stay pending', async () => {
@@ -58,7 +62,7 @@ describe('booking-reminders', () => {
     const { id, client } = confirmedSession(1.5);
     makeDue(id, '1h');
     // A run claims it and dies before sending; then the session is cancelled.
-    await rest('/rpc/service_role_claim_reminders', { method: 'POST', body: { batch_size: 100, lease_seconds: 1 } });
+    await claim(1);
     exec(`update sessions set status = 'cancelled', cancelled_at = now(), refund_amount_cents = 0, refund_percent = 0 where id = '${id}'`);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     await run();
@@ -69,10 +73,11 @@ describe('booking-reminders', () => {
   test('a reminder whose moment passed is skipped with the reason', async () => {
     // A session 30 minutes away whose 24 h and 1 h reminders were never sent (the worker was down).
     const { id, client } = confirmedSession(0.5);
-    exec(`insert into reminders (session_id, recipient_id, kind, due_at, next_attempt_at)
-          select s.id, r.recipient, k.kind, s.starts_at - k.lead, s.starts_at - k.lead
+    exec(`insert into outbox (channel, topic, dedupe_key, session_id, recipient_id, max_attempts, due_at, next_attempt_at)
+          select 'email', 'reminder.' || k.kind, 'late:' || s.id || r.recipient || k.kind, s.id, r.recipient, 5, s.starts_at - k.lead, s.starts_at - k.lead
           from sessions s, unnest(array[s.client_id, s.expert_id]) as r (recipient), (values ('24h', interval '24 hours'), ('1h', interval '1 hour')) as k (kind, lead)
-          where s.id = '${id}'`);
+          where s.id = '${id}'
+          on conflict (dedupe_key) do nothing`);
     await run();
     const byKind = reminders(id).map((r) => [r.kind, r.status, r.skip_reason]);
     assert.deepEqual(byKind, [['1h', 'sent', null], ['1h', 'sent', null], ['24h', 'skipped', 'moment_passed'], ['24h', 'skipped', 'moment_passed']]);
@@ -100,7 +105,7 @@ describe('booking-reminders', () => {
     assert.ok(failed.json.retrying >= 2);
     const afterFailure = reminders(id);
     assert.ok(afterFailure.every((r) => r.status === 'pending' && r.attempts === 1 && /503/.test(r.last_error)));
-    assert.ok(sql(`select bool_and(next_attempt_at > now() + interval '50 seconds') as later from reminders where session_id = '${id}' and kind = '1h'`)[0].later, 'the retry waits');
+    assert.ok(sql(`select bool_and(next_attempt_at > now() + interval '50 seconds') as later from outbox where session_id = '${id}' and topic = 'reminder.1h'`)[0].later, 'the retry waits');
     makeDue(id, '1h');
     await run();
     await run();
@@ -124,8 +129,8 @@ describe('booking-reminders', () => {
   test('a run that crashed between claim and send is picked up once its lease expires', async () => {
     const { id, client } = confirmedSession(1.5);
     makeDue(id, '1h');
-    const claimed = await rest('/rpc/service_role_claim_reminders', { method: 'POST', body: { batch_size: 100, lease_seconds: 1 } });
-    assert.ok(claimed.reminders.some((r) => r.contacts.session_id === id));
+    const claimed = await claim(1);
+    assert.ok(claimed.emails.some((r) => r.contacts.session_id === id));
     await run();
     assert.ok(reminders(id).every((r) => r.status === 'sending'), 'still leased to the crashed run');
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -144,7 +149,7 @@ describe('booking-reminders', () => {
 
   test('a backlog of 5,000 due reminders drains over successive runs within the budget, without a duplicate', async () => {
     const { client, expert, clientEmail, expertEmail } = insertReminderBacklog(stack.db_superuser_url, 5000);
-    const backlog = () => sql(`select status, count(*)::int as n from reminders where recipient_id in ('${client}', '${expert}') and kind = '24h' group by status order by status`);
+    const backlog = () => sql(`select status, count(*)::int as n from outbox where recipient_id in ('${client}', '${expert}') and topic = 'reminder.24h' group by status order by status`);
     assert.deepEqual(backlog(), [{ status: 'pending', n: 5000 }]);
     const runs = [];
     const started = Date.now();

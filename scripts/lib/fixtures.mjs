@@ -5,8 +5,8 @@ export function sqlRows(dbUrl, query) {
   return JSON.parse(psql(dbUrl, ['-At', '-c', `with t as (${query}) select coalesce(json_agg(t), '[]') from t`]));
 }
 
-// `count` due 24 h reminders (two per session, client and expert), for sessions a client and
-// an expert made for the purpose hold an hour apart from tomorrow on.
+// `count` due 24 h reminders (two per session, client and expert) in the outbox, for sessions a
+// client and an expert made for the purpose hold an hour apart from tomorrow on.
 export function insertReminderBacklog(dbUrl, count) {
   const tag = Math.random().toString(36).slice(2, 10);
   const newUser = (email, meta) => sqlRows(dbUrl, `
@@ -22,7 +22,9 @@ export function insertReminderBacklog(dbUrl, count) {
     select '${client}', '${expert}', s, s + interval '60 minutes', 60, 'confirmed', 9000, 9000, 900, 8100, 'USD'
     from generate_series(date_trunc('minute', now()) + interval '26 hours', date_trunc('minute', now()) + interval '26 hours' + interval '61 minutes' * (${Math.ceil(count / 2)} - 1), interval '61 minutes') s
     returning id`);
-  sqlRows(dbUrl, `update public.reminders set next_attempt_at = now() - interval '1 second'
-    where kind = '24h' and recipient_id in ('${client}', '${expert}') returning id`);
+  // Only the reminders are the backlog: what the bookings queued (confirmations, rooms) is taken as done.
+  sqlRows(dbUrl, `delete from public.outbox where topic not like 'reminder.%' and session_id in (select id from public.sessions where client_id = '${client}') returning id`);
+  sqlRows(dbUrl, `update public.outbox set next_attempt_at = now() - interval '1 second'
+    where topic = 'reminder.24h' and recipient_id in ('${client}', '${expert}') returning id`);
   return { client, expert, clientEmail, expertEmail };
 }

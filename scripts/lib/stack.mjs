@@ -203,6 +203,8 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       DAILY_API_URL: `${standinUrl}/v1`,
       DAILY_API_KEY: 'daily_local_standin',
       SEND_EMAIL_HOOK_SECRET: `v1,whsec_${randomBytes(32).toString('base64')}`,
+      // Account tokens' secrets derive from it, so that their emails render from the outbox.
+      ACCOUNT_TOKEN_KEY: randomBytes(32).toString('hex'),
       SITE_URL: 'http://localhost:3000',
       // The project URL: Supabase Auth's /auth/v1/verify links start with it.
       SUPABASE_URL: `http://127.0.0.1:${ports.postgrest}`,

@@ -1,14 +1,18 @@
-// A local stand-in for the two SaaS APIs the workers call: Resend (POST /emails,
-// POST /emails/batch) and Daily.co (POST /v1/rooms, DELETE /v1/rooms/:name). It records every
-// request, answers as the real APIs do, honours Resend's Idempotency-Key, and can be told to fail.
+// A local stand-in for the SaaS APIs the workers call and for operators' webhook receivers:
+// Resend (POST /emails, POST /emails/batch), Daily.co (POST /v1/rooms, DELETE /v1/rooms/:name)
+// and any automation endpoint (POST /webhooks/:name). It records every request and answers as
+// the real APIs document: Resend's Idempotency-Key replays the first answer for the same body and
+// refuses another body under a used key (409 invalid_idempotent_request); Daily refuses a room
+// name already taken (400) and answers 404 for a room that is gone.
 //
 // Control routes (for tests and developers):
-//   GET  /__standin/requests[?service=email|daily]   what was received, oldest first
+//   GET  /__standin/requests[?service=email|daily|webhook]  what was received, oldest first
 //   GET  /__standin/emails                           the emails accepted (one per idempotency key)
 //   POST /__standin/fail {service, status, times, path}
 //                                                    the next `times` requests to `service` (email,
-//                                                    daily or postgrest) whose path contains `path`
-//                                                    fail with `status` (0: the connection drops)
+//                                                    daily, webhook or postgrest) whose path contains
+//                                                    `path` fail with `status` (0: the connection drops)
+//   POST /__standin/delay {service, ms}              answer `service` only after `ms` milliseconds
 //   POST /__standin/reset                            forget everything
 // It also serves the project's public signing keys, as Supabase Auth does:
 //   GET  /auth/v1/.well-known/jwks.json
@@ -21,8 +25,9 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
   let requests = [];
   let emails = [];
   let idempotent = new Map();
-  const noFailures = () => ({ email: [], daily: [], postgrest: [] });
+  const noFailures = () => ({ email: [], daily: [], webhook: [], postgrest: [] });
   let failures = noFailures();
+  let delays = {};
   const rooms = new Map();
 
   const send = (res, status, body, headers = {}) => {
@@ -36,10 +41,15 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
     return { id: email.id };
   };
 
-  const handleEmail = (req, res, path, body) => {
+  const handleEmail = (req, res, path, body, raw) => {
     const key = req.headers['idempotency-key'];
     const remembered = key && idempotent.get(`${path} ${key}`);
-    if (remembered) return send(res, 200, remembered);
+    if (remembered) {
+      if (remembered.raw !== raw) {
+        return send(res, 409, { statusCode: 409, name: 'invalid_idempotent_request', message: 'Same idempotency key used with a different request payload.' });
+      }
+      return send(res, 200, remembered.answer);
+    }
     let answer;
     if (path === '/emails') {
       if (!body?.to || !body?.from || !body?.subject) return send(res, 422, { name: 'validation_error', message: 'to, from and subject are required' });
@@ -48,7 +58,7 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
       if (!Array.isArray(body) || body.length === 0 || body.length > 100) return send(res, 422, { name: 'validation_error', message: 'a batch holds 1 to 100 emails' });
       answer = { data: body.map((message, index) => acceptEmail({ ...message, idempotency_key: key ? `${key}#${index}` : null })) };
     }
-    if (key) idempotent.set(`${path} ${key}`, answer);
+    if (key) idempotent.set(`${path} ${key}`, { raw, answer });
     return send(res, 200, answer);
   };
 
@@ -112,27 +122,40 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
       if (path === '/__standin/emails') return send(res, 200, emails);
       if (path === '/__standin/fail' && req.method === 'POST') {
         const { service, status = 500, times = 1, path: only = '' } = body ?? {};
-        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily or postgrest' });
+        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, webhook or postgrest' });
         failures[service].push(...Array.from({ length: times }, () => ({ status, only })));
         return send(res, 200, { service, pending: failures[service].length });
       }
+      if (path === '/__standin/delay' && req.method === 'POST') {
+        const { service, ms = 0 } = body ?? {};
+        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, webhook or postgrest' });
+        delays[service] = ms;
+        return send(res, 200, { service, ms });
+      }
       if (path === '/__standin/reset' && req.method === 'POST') {
-        requests = []; emails = []; idempotent = new Map(); failures = noFailures(); rooms.clear();
+        requests = []; emails = []; idempotent = new Map(); failures = noFailures(); delays = {}; rooms.clear();
         return send(res, 200, { reset: true });
       }
       return send(res, 404, { message: 'unknown control route' });
     }
 
     if (path === '/auth/v1/.well-known/jwks.json') return send(res, 200, jwks);
-    const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : null;
+    const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : path.startsWith('/webhooks/') ? 'webhook' : null;
     if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
     const failure = takeFailure(service, path);
-    requests.push({ service, method: req.method, path, headers: { authorization: req.headers.authorization ?? null, 'idempotency-key': req.headers['idempotency-key'] ?? null }, body: body ?? null, failed_with: failure ?? null, at: new Date().toISOString() });
+    const recorded = ['authorization', 'idempotency-key', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type'];
+    requests.push({ service, method: req.method, path, headers: Object.fromEntries(recorded.map((name) => [name, req.headers[name] ?? null])), body: body ?? null, raw, failed_with: failure ?? null, at: new Date().toISOString() });
+    if (delays[service]) await new Promise((resolve) => setTimeout(resolve, delays[service]));
+    if (failure === 0) return req.socket.destroy();
+    if (service === 'webhook') {
+      // An automation endpoint: it takes anything, unless told to fail.
+      return failure ? send(res, failure, { error: `told to fail with ${failure}` }) : send(res, 200, { received: true });
+    }
     if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) return send(res, 401, { message: 'missing API key' });
     if (failure) return send(res, failure, { name: 'standin_failure', message: `told to fail with ${failure}` });
     if (service === 'email') {
       if (req.method !== 'POST' || (path !== '/emails' && path !== '/emails/batch')) return send(res, 404, { message: 'not found' });
-      return handleEmail(req, res, path, body);
+      return handleEmail(req, res, path, body, raw);
     }
     return handleDaily(req, res, path, body);
   });

@@ -6,13 +6,14 @@
 pub mod config;
 pub mod auth;
 pub mod booking;
+pub mod calendar;
 pub mod cors;
 pub mod db;
 pub mod email;
 pub mod error;
 pub mod pricing;
 pub mod refund;
-pub mod reminders;
+pub mod outbox;
 pub mod search;
 pub mod tokens;
 pub mod webhook;

@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::validate::Rule;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,17 +41,54 @@ pub struct IssuedToken {
     pub hash_hex: String,
 }
 
-impl IssuedToken {
-    /// `random` must come from a cryptographic source: see [`IssuedToken::generate`].
-    pub fn new(id: Uuid, random: [u8; 32]) -> Self {
-        Self { id, link_token: format!("{id}.{}", to_hex(&random)), hash_hex: sha256_hex(&random) }
+/// What a token is for; part of what its secret is derived from, so that a secret for one
+/// purpose is never valid for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    EmailVerification,
+    PasswordReset,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::EmailVerification => "email_verification",
+            TokenKind::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// The workers' key for account tokens (`ACCOUNT_TOKEN_KEY`): a token's secret is
+/// HMAC-SHA256(key, kind:id), so the email that carries it can be rendered from the outbox,
+/// which holds only the id, while the database stores only the secret's hash.
+pub struct TokenKey(Vec<u8>);
+
+impl TokenKey {
+    pub const MIN_BYTES: usize = 32;
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let key = text.trim().as_bytes().to_vec();
+        if key.len() < Self::MIN_BYTES {
+            return Err(format!("ACCOUNT_TOKEN_KEY must be at least {} bytes", Self::MIN_BYTES));
+        }
+        Ok(Self(key))
     }
 
-    /// A fresh token from the platform's cryptographic random source (WebCrypto in a worker).
-    pub fn generate() -> Result<Self, ApiError> {
-        let mut random = [0u8; 32];
-        getrandom::getrandom(&mut random).map_err(|error| ApiError::internal().because(format!("no randomness: {error}")))?;
-        Ok(Self::new(Uuid::new_v4(), random))
+    fn secret(&self, kind: TokenKind, id: Uuid) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(format!("{}:{id}", kind.as_str()).as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The token with this id; the same every time, for the issuer and for the email.
+    pub fn token(&self, kind: TokenKind, id: Uuid) -> IssuedToken {
+        let secret = self.secret(kind, id);
+        IssuedToken { id, link_token: format!("{id}.{}", to_hex(&secret)), hash_hex: sha256_hex(&secret) }
+    }
+
+    /// A new token: a random id from the platform's cryptographic source, its secret derived.
+    pub fn issue(&self, kind: TokenKind) -> IssuedToken {
+        self.token(kind, Uuid::new_v4())
     }
 }
 
@@ -127,7 +165,8 @@ pub fn verify(presented: &PresentedToken, stored: Option<&StoredToken>, now: Dat
 
 /// Looks a presented token up (`kind` is `email_verification` or `password_reset`) and checks
 /// it, counting a wrong secret as a failed attempt against the token.
-pub async fn check(db: &Db, kind: &str, presented: &PresentedToken, now: DateTime<Utc>) -> Result<StoredToken, ApiError> {
+pub async fn check(db: &Db, kind: TokenKind, presented: &PresentedToken, now: DateTime<Utc>) -> Result<StoredToken, ApiError> {
+    let kind = kind.as_str();
     let stored: Option<StoredToken> = db.rpc("service_role_account_token", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;
     match verify(presented, stored.as_ref(), now) {
         Ok(()) => stored.ok_or_else(ApiError::internal),
@@ -149,8 +188,12 @@ mod tests {
         parse_instant("2030-01-01T10:00:00Z").unwrap()
     }
 
+    fn key() -> TokenKey {
+        TokenKey::parse("a-key-of-at-least-thirty-two-bytes-for-tests").unwrap()
+    }
+
     fn issued() -> IssuedToken {
-        IssuedToken::new(Uuid::parse_str("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f").unwrap(), [7u8; 32])
+        key().token(TokenKind::PasswordReset, Uuid::parse_str("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f").unwrap())
     }
 
     fn stored(token: &IssuedToken) -> StoredToken {
@@ -158,11 +201,22 @@ mod tests {
     }
 
     #[test]
-    fn only_the_hash_is_stored_and_it_is_sha256_of_the_secret() {
+    fn the_secret_is_the_hmac_of_kind_and_id_and_only_its_hash_is_stored() {
         let token = issued();
-        assert_eq!(token.link_token, format!("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.{}", "07".repeat(32)));
-        // SHA-256 of 32 bytes of 0x07, computed independently (Python's hashlib).
-        assert_eq!(token.hash_hex, "4bb06f8e4e3a7715d201d573d0aa423762e55dabd61a2c02278fa56cc6d294e0");
+        // Computed independently: Python's hmac.new(key, b"password_reset:<id>", sha256), then sha256 of that.
+        assert_eq!(token.link_token, "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.21dfd1e29faff2f8c8df63635973bb05e0b479b7f0885e07deda786b6ed65467");
+        assert_eq!(token.hash_hex, "d71e1fac835f75b877b8ff619d78f46c6a91a7801b350f45a7ff90fbb87980f1");
+    }
+
+    #[test]
+    fn a_token_is_derived_again_identically_and_differs_per_kind_id_and_key() {
+        let id = Uuid::parse_str("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f").unwrap();
+        assert_eq!(key().token(TokenKind::PasswordReset, id).link_token, issued().link_token);
+        assert_ne!(key().token(TokenKind::EmailVerification, id).link_token, issued().link_token);
+        assert_ne!(key().token(TokenKind::PasswordReset, Uuid::new_v4()).hash_hex, issued().hash_hex);
+        let other = TokenKey::parse("another-key-of-at-least-thirty-two-bytes").unwrap();
+        assert_ne!(other.token(TokenKind::PasswordReset, id).link_token, issued().link_token);
+        assert!(TokenKey::parse("too short").is_err());
     }
 
     #[test]

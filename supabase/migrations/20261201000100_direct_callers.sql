@@ -229,7 +229,7 @@ $$;
 
 -- The system's transitions, run by the dispatcher: requests unanswered at their start expire,
 -- and sessions in progress past their end plus `grace_minutes` are completed. Each is audited.
-create function public.service_role_advance_sessions(batch_size int default 200, grace_minutes int default 30) returns jsonb
+create function private.advance_sessions(batch_size int, grace_minutes int) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
   now timestamptz := private.now();
@@ -262,7 +262,13 @@ begin
   return pg_catalog.jsonb_build_object('expired', cardinality(expired), 'completed', cardinality(completed));
 end
 $$;
-comment on function public.service_role_advance_sessions(int, int) is 'Expires unanswered requests past their start and completes sessions past their end plus a grace period.';
+comment on function private.advance_sessions(int, int) is 'Expires unanswered requests past their start and completes sessions past their end plus a grace period.';
+
+create function public.service_role_advance_sessions(batch_size int default 200, grace_minutes int default 30) returns jsonb
+language sql security definer set search_path = '' as $$
+  select private.advance_sessions(batch_size, grace_minutes)
+$$;
+comment on function public.service_role_advance_sessions(int, int) is 'The dispatcher''s tick: the system''s own transitions (see private.advance_sessions).';
 grant execute on function public.service_role_advance_sessions(int, int) to service_role;
 
 -- What create-session prices with: an active expert's current rate and the commission the
@@ -283,7 +289,7 @@ drop function public.book_session(uuid, timestamptz, int, bigint, bigint, bigint
 create function public.book_session(
   expert_id uuid, starts_at timestamptz, duration_minutes int, hourly_rate_cents bigint, commission_bps int,
   amount_cents bigint, platform_fee_cents bigint, expert_payout_cents bigint, currency text,
-  notes text default '', session_id uuid default gen_random_uuid(), context jsonb default '{}'
+  notes text default '', context jsonb default '{}'
 ) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -347,7 +353,7 @@ begin
   begin
     insert into public.sessions (id, client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents,
                                  platform_fee_cents, expert_payout_cents, commission_bps, currency, notes)
-    values (coalesce(session_id, gen_random_uuid()), caller, expert.id, starts_at, ends, duration_minutes,
+    values (gen_random_uuid(), caller, expert.id, starts_at, ends, duration_minutes,
             case when expert.instant_booking then 'confirmed' else 'requested' end,
             expert.hourly_rate_cents, amount, fee, amount - fee, bps, expert.currency, coalesce(notes, ''))
     returning * into booked;
@@ -356,8 +362,6 @@ begin
       -- A concurrent booking won the race for this time (two racing inserts on an exclusion
       -- constraint can also deadlock: the loser is told the same).
       raise exception using errcode = 'PT409', hint = 'slot_taken', message = 'That time was just booked by someone else.';
-    when unique_violation then
-      raise exception using errcode = 'PT409', hint = 'duplicate_session', message = 'A session with this id already exists.';
   end;
 
   insert into public.payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status)

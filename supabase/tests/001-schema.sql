@@ -6,8 +6,8 @@ select plan(15);
 select tables_are('public', array[
   'profiles', 'agency_profiles', 'agency_admins', 'expert_profiles', 'skill_categories', 'expert_skills', 'online_status',
   'availability_rules', 'availability_exceptions', 'sessions', 'session_status_history', 'payments', 'session_messages',
-  'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'reminders', 'audit_logs',
-  'webhook_deliveries', 'rate_limit_events', 'commission_rates'
+  'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'outbox', 'audit_logs',
+  'received_webhooks', 'rate_limit_events', 'commission_rates', 'webhook_endpoints', 'webhook_attempts'
 ], 'public has exactly the tables of the data model');
 
 select is_empty($$
@@ -19,8 +19,8 @@ select is_empty($$
   select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind = 'r'
     and not exists (select 1 from pg_policy p where p.polrelid = c.oid)
-    and c.relname not in ('email_verification_tokens', 'password_reset_tokens', 'webhook_deliveries', 'rate_limit_events')
-$$, 'every public table has policies but the four only service_role reaches (it bypasses RLS)');
+    and c.relname not in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts')
+$$, 'every public table has policies but the six only service_role reaches (it bypasses RLS)');
 
 select is_empty($$
   select p.polname from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace
@@ -77,7 +77,7 @@ $$, 'anon can only read, never write, any table');
 select is_empty($$
   select table_name from information_schema.role_table_grants
   where table_schema = 'public' and grantee in ('anon', 'authenticated')
-    and table_name in ('email_verification_tokens', 'password_reset_tokens', 'webhook_deliveries', 'rate_limit_events')
+    and table_name in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts')
 $$, 'anon and authenticated have no privilege at all on token, webhook and rate-limit tables');
 
 select is_empty($$

@@ -12,6 +12,10 @@ insert into password_reset_tokens (user_id, token_hash, expires_at) values (test
 select tests.make_session('casey.client@example.com', 'devon.devops@example.com', '2030-01-07 10:00+00', 60) as confirmed_id \gset
 insert into reviews (session_id, reviewer_id, reviewee_id, rating) values ('55555555-5555-4555-8555-555555555501', tests.user_id('ada.ai@example.com'), tests.user_id('casey.client@example.com'), 4);
 insert into commission_rates (expert_id, commission_bps) values (tests.user_id('ada.ai@example.com'), 1200);
+insert into webhook_endpoints (url, event_types) values ('https://hooks.example.com/a', '{session.confirmed}');
+insert into outbox (channel, topic, dedupe_key, session_id, endpoint_id, max_attempts, due_at, next_attempt_at)
+select 'webhook', 'session.confirmed', 'test-webhook', '55555555-5555-4555-8555-555555555503', id, 8, now(), now() from webhook_endpoints;
+insert into webhook_attempts (outbox_id, endpoint_id, attempt, status_code) select o.id, o.endpoint_id, 1, 500 from outbox o where o.dedupe_key = 'test-webhook';
 insert into commission_rates (agency_id, commission_bps) values ('44444444-4444-4444-8444-444444444444', 1100);
 
 -- An insert of a valid session of Casey's with Ada, with `overrides` (column -> value) applied.
@@ -115,19 +119,42 @@ insert into cases values
   ('password_reset_tokens_attempts_check', $$update password_reset_tokens set attempts = 6$$),
   ('password_reset_tokens_token_hash_check', $$update password_reset_tokens set token_hash = '\x00'$$),
   ('password_reset_tokens_token_hash_key', $$insert into password_reset_tokens (user_id, token_hash, expires_at) values (tests.user_id('casey.client@example.com'), extensions.digest('two', 'sha256'), now())$$),
-  ('reminders_attempts_check', format($$update reminders set attempts = 6 where session_id = %L$$, :'confirmed_id')),
-  ('reminders_check', format($$update reminders set status = 'sending' where session_id = %L$$, :'confirmed_id')),
-  ('reminders_check1', format($$update reminders set status = 'sent' where session_id = %L$$, :'confirmed_id')),
-  ('reminders_check2', format($$update reminders set status = 'skipped' where session_id = %L$$, :'confirmed_id')),
-  ('reminders_kind_check', format($$update reminders set kind = '2h' where session_id = %L$$, :'confirmed_id')),
-  ('reminders_session_id_recipient_id_kind_key', format($$insert into reminders (session_id, recipient_id, kind, due_at, next_attempt_at) select session_id, recipient_id, kind, due_at, due_at from reminders where session_id = %L limit 1$$, :'confirmed_id')),
-  ('reminders_status_check', format($$update reminders set status = 'queued' where session_id = %L$$, :'confirmed_id')),
+  ('outbox_attempts_within_max', format($$update outbox set attempts = 6 where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_sending_has_lease', format($$update outbox set status = 'sending' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_sent_has_ref', format($$update outbox set status = 'sent' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_skipped_has_reason', format($$update outbox set status = 'skipped' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_status_check', format($$update outbox set status = 'queued' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_channel_check', format($$update outbox set channel = 'sms' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_topic_check', format($$update outbox set topic = 'Reminder!' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_max_attempts_check', format($$update outbox set max_attempts = 0, attempts = 0 where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_payload_check', format($$update outbox set payload = '[]' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_batch_key_check', format($$update outbox set batch_key = repeat('x', 101) where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_last_error_check', format($$update outbox set last_error = repeat('x', 1001) where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_skip_reason_check', format($$update outbox set skip_reason = repeat('x', 201) where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_provider_ref_check', format($$update outbox set provider_ref = repeat('x', 301) where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_dedupe_key_check', format($$update outbox set dedupe_key = repeat('x', 301) where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_dedupe_key_key', format($$insert into outbox (channel, topic, dedupe_key, recipient_id, max_attempts, due_at, next_attempt_at) select channel, topic, dedupe_key, recipient_id, 5, due_at, due_at from outbox where session_id = %L limit 1$$, :'confirmed_id')),
+  ('outbox_email_has_recipient', format($$update outbox set recipient_id = null where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_webhook_has_endpoint', format($$update outbox set channel = 'webhook' where session_id = %L and topic = 'reminder.24h'$$, :'confirmed_id')),
+  ('outbox_room_has_session', $$update outbox set session_id = null where topic = 'room.create'$$),
+  ('sessions_calendar_sequence_check', $$update sessions set calendar_sequence = -1 where id = '55555555-5555-4555-8555-555555555503'$$),
+  ('webhook_endpoints_url_check', $$update webhook_endpoints set url = 'ftp://hooks.example.com'$$),
+  ('webhook_endpoints_description_check', $$update webhook_endpoints set description = repeat('x', 501)$$),
+  ('webhook_endpoints_event_types_check', $$update webhook_endpoints set event_types = '{session.teleported}'$$),
+  ('webhook_endpoints_secret_check', $$update webhook_endpoints set secret = 'plain'$$),
+  ('webhook_endpoints_disabled_reason_check', $$update webhook_endpoints set disabled_at = now(), disabled_reason = repeat('x', 501)$$),
+  ('webhook_endpoints_disabled_has_reason', $$update webhook_endpoints set disabled_at = now()$$),
+  ('webhook_attempts_attempt_check', $$update webhook_attempts set attempt = 0$$),
+  ('webhook_attempts_status_code_check', $$update webhook_attempts set status_code = 600$$),
+  ('webhook_attempts_latency_ms_check', $$update webhook_attempts set latency_ms = -1$$),
+  ('webhook_attempts_response_excerpt_check', $$update webhook_attempts set response_excerpt = repeat('x', 501)$$),
+  ('webhook_attempts_error_check', $$update webhook_attempts set error = repeat('x', 1001)$$),
   ('audit_logs_action_check', $$insert into audit_logs (actor_role, action, entity) values ('system', 'Created!', 'sessions')$$),
   ('audit_logs_actor_role_check', $$insert into audit_logs (actor_role, action, entity) values ('root', 'session.created', 'sessions')$$),
   ('audit_logs_request_id_check', $$insert into audit_logs (actor_role, action, entity, request_id) values ('system', 'session.created', 'sessions', repeat('x', 65))$$),
   ('audit_logs_reported_context_is_small', $$insert into audit_logs (actor_role, action, entity, reported_context) values ('system', 'session.created', 'sessions', jsonb_build_object('user_agent', repeat('x', 2001)))$$),
   ('audit_logs_user_agent_check', $$insert into audit_logs (actor_role, action, entity, user_agent) values ('system', 'session.created', 'sessions', repeat('x', 501))$$),
-  ('webhook_deliveries_id_check', $$insert into webhook_deliveries (id) values ('')$$),
+  ('received_webhooks_id_check', $$insert into received_webhooks (id) values ('')$$),
   ('rate_limit_events_bucket_check', $$insert into rate_limit_events (bucket) values (repeat('x', 301))$$);
 
 -- Run each case in its own subtransaction and note which constraint stopped it.

@@ -70,7 +70,7 @@ select results_eq(format($$select room_name, room_url from sessions where id = %
 -- 3. Audit facts come from the request as PostgREST received it; the caller's context is a claim.
 select set_config('request.headers', '{"user-agent": "RealBrowser/1.0", "cf-connecting-ip": "203.0.113.9", "x-request-id": "req-42"}', true);
 select tests.authenticate_as('mallory@example.com');
-select book_session(:finn, '2030-01-10 15:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD', '', gen_random_uuid(),
+select book_session(:finn, '2030-01-10 15:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD', '',
                     '{"ip": "6.6.6.6", "user_agent": "Forged/1.0", "request_id": "forged"}');
 reset role;
 select results_eq($$select host(ip), user_agent, request_id from audit_logs where actor_id = tests.user_id('mallory@example.com') order by id desc limit 1$$,

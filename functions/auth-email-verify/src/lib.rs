@@ -1,11 +1,15 @@
 //! auth-email-verify: the Supabase Auth Send Email hook, and the platform's own email
 //! verification flow (request a link while signed in, confirm it once).
+//!
+//! The hook is the one place that calls the email provider before answering: Supabase Auth
+//! waits for it and retries a delivery answered 503, and its one-time codes must not be stored
+//! in the outbox. The verification email goes through the outbox like every other.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::edge::dispatch::Scope;
 use shared::edge::{self, json_reply, log_error, Call, Reply, Resend, Route, Runtime, Service};
-use shared::email::verify_email;
-use shared::tokens::{self, IssuedToken, PresentedToken};
+use shared::tokens::{self, PresentedToken, TokenKey, TokenKind};
 use shared::validate::Violations;
 use shared::webhook::{self, hook_error_body, HookPayload, WebhookSecret};
 use shared::ApiError;
@@ -22,8 +26,8 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge::serve(req, env, &SERVICE).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    edge::serve(req, env, ctx, &SERVICE).await
 }
 
 /// Answers in the hook contract's format: `{}` on success, `{"error": {"http_code", "message"}}`
@@ -64,7 +68,7 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
             // Forget the delivery so that Supabase Auth's retry (same id) is processed; the
             // idempotency keys keep any email already accepted from going out twice.
             let _: Value = db.rpc("service_role_forget_webhook", &json!({ "webhook_id": id })).await.unwrap_or(Value::Null);
-            return Err(ApiError::unavailable("email_provider", "The email could not be sent right now; try again.").with_retry_after(2).because(error.cause.unwrap_or(error.message)));
+            return Err(ApiError::unavailable("email_provider", "The email could not be sent right now; try again.").with_retry_after(2).because(error));
         }
     }
     Ok(())
@@ -73,20 +77,23 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
 #[derive(Deserialize)]
 struct Issued {
     email: String,
-    name: String,
     expires_at: String,
+    outbox_id: Option<uuid::Uuid>,
 }
 
-/// A signed-in user asks for a verification link (at most 3 an hour).
+/// A signed-in user asks for a verification link (at most 3 an hour); the email is queued
+/// with the token and sent once the answer has gone.
 async fn request_verification(call: Call) -> Reply {
     let (user_id, _) = call.require_user().await?;
-    let token = IssuedToken::generate()?;
-    let db = call.db_as_service()?;
-    let issued: Issued = db
+    let key = TokenKey::parse(&call.var("ACCOUNT_TOKEN_KEY")?).map_err(|error| ApiError::internal().because(error))?;
+    let token = key.issue(TokenKind::EmailVerification);
+    let issued: Issued = call
+        .db_as_service()?
         .rpc("service_role_issue_email_verification", &json!({ "user_id": user_id, "token_id": token.id, "token_hash": token.hash_hex, "context": call.audit_context() }))
         .await?;
-    let link = format!("{}/verify-email?token={}", call.var("SITE_URL")?.trim_end_matches('/'), token.link_token);
-    Resend::from_env(&call)?.send(&verify_email(&issued.email, &issued.name, &link), &format!("email-verification/{}", token.id)).await?;
+    if let Some(outbox_id) = issued.outbox_id {
+        call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
+    }
     json_reply(202, &json!({ "sent_to": issued.email, "expires_at": issued.expires_at }))
 }
 
@@ -104,7 +111,7 @@ async fn confirm(mut call: Call) -> Reply {
     violations.finish()?;
     let presented = presented.ok_or_else(ApiError::internal)?;
     let db = call.db_as_service()?;
-    tokens::check(&db, "email_verification", &presented, call.now()).await?;
+    tokens::check(&db, TokenKind::EmailVerification, &presented, call.now()).await?;
     let confirmed: Value = db.rpc("service_role_confirm_email", &json!({ "token_id": presented.id, "context": call.audit_context() })).await?;
     json_reply(200, &json!({ "confirmed": true, "user_id": confirmed["user_id"] }))
 }

@@ -2,15 +2,16 @@
 //!
 //! The session is read with the caller's own token, so a stranger learns nothing (404). The
 //! refund is computed by the shared crate with the worker's clock and written, with the status,
-//! ledger and audit rows, in one database transaction. Cancelling again returns the same answer
-//! and writes nothing more.
+//! ledger and audit rows, in one database transaction that also queues the side effects (both
+//! participants told, the room removed, webhooks), carried out once the answer has gone.
+//! Cancelling again returns the same answer and writes nothing more.
 
 use serde::Deserialize;
 use serde_json::json;
 use shared::booking::{CancelRequest, Cancellation, Side};
-use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Runtime, Service};
-use shared::email::SessionContacts;
-use shared::refund::{self, Charge, NotCancellable, Refund};
+use shared::edge::dispatch::Scope;
+use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
+use shared::refund::{self, Charge, NotCancellable};
 use shared::ApiError;
 use uuid::Uuid;
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -22,8 +23,8 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge::serve(req, env, &SERVICE).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    edge::serve(req, env, ctx, &SERVICE).await
 }
 
 #[derive(Deserialize)]
@@ -36,7 +37,6 @@ struct Session {
     platform_fee_cents: i64,
     expert_payout_cents: i64,
     currency: String,
-    room_name: Option<String>,
     cancelled_by: Option<Uuid>,
     cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
     refund_amount_cents: Option<i64>,
@@ -57,7 +57,7 @@ struct Outcome {
     newly_cancelled: bool,
 }
 
-const COLUMNS: &str = "id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents,currency,room_name,cancelled_by,cancelled_at,refund_amount_cents,refund_percent";
+const COLUMNS: &str = "id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents,currency,cancelled_by,cancelled_at,refund_amount_cents,refund_percent";
 
 async fn cancel_session(mut call: Call) -> Reply {
     let (caller, token) = call.require_user().await?;
@@ -89,7 +89,7 @@ async fn cancel_session(mut call: Call) -> Reply {
     let cancelled = outcome.session;
     let stored = refund::split(charge, cancelled.refund_percent.unwrap_or(0), cancelled.refund_amount_cents.unwrap_or(0));
     if outcome.newly_cancelled {
-        follow_up(&call, &cancelled, side, &stored, &cancellation.reason).await;
+        call.dispatch_after_response(Scope::Session(cancelled.id));
     }
     json_reply(200, &json!({
         "session_id": cancelled.id,
@@ -105,22 +105,4 @@ fn charge_of(session: &Session) -> Charge {
     // A charge is captured when it succeeded; a request never confirmed has only a pending one.
     let captured = session.payments.iter().any(|payment| payment.kind == "charge" && payment.status == "succeeded");
     Charge { amount_cents: session.amount_cents, platform_fee_cents: session.platform_fee_cents, expert_payout_cents: session.expert_payout_cents, captured }
-}
-
-/// Best effort once the cancellation is recorded: free the room, tell the other participant.
-async fn follow_up(call: &Call, session: &Session, side: Side, refund: &Refund, reason: &str) {
-    if let Some(room) = &session.room_name {
-        if let Err(error) = async { Daily::from_env(call)?.delete_room(room).await }.await {
-            log_error(&call.request_id, "room_delete_failed", &format!("room {room}: {}", error.cause.unwrap_or(error.message)));
-        }
-    }
-    let notified = async {
-        let contacts: SessionContacts = call.db_as_service()?.rpc("service_role_session_contacts", &json!({ "session_id": session.id })).await?;
-        let to = side.other();
-        let message = contacts.cancellation_notice(to, refund, &session.currency, reason);
-        Resend::from_env(call)?.send(&message, &format!("session-cancelled/{}/{}", session.id, to.as_str())).await
-    };
-    if let Err(error) = notified.await {
-        log_error(&call.request_id, "cancel_email_failed", &error.cause.unwrap_or(error.message));
-    }
 }

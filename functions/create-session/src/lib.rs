@@ -1,15 +1,15 @@
 //! create-session: books a paid video session with an expert.
 //!
-//! Prices with the shared crate, creates the Daily.co room under the new session's id, then
-//! books in one database transaction (which re-checks rate, availability and overlaps). If the
-//! booking fails the room is deleted, so nothing is left half-made; if the room cannot be
-//! created nothing is booked.
+//! Prices with the shared crate, then books in one database transaction, which prices again,
+//! re-checks availability and overlaps, and queues the session's side effects (the video room,
+//! both participants' emails, webhooks) in the outbox. They are carried out once the answer has
+//! gone, so the client waits on no provider; the cron's dispatcher finishes whatever is left.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::booking::{Booking, BookingRequest, Side};
-use shared::edge::{self, json_reply, log_error, Call, Daily, Reply, Resend, Route, Runtime, Service};
-use shared::email::SessionContacts;
+use shared::booking::{Booking, BookingRequest};
+use shared::edge::dispatch::Scope;
+use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
 use shared::pricing::Price;
 use shared::validate::{CommissionBps, Currency, MinorUnits};
 use shared::ApiError;
@@ -23,8 +23,8 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge::serve(req, env, &SERVICE).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    edge::serve(req, env, ctx, &SERVICE).await
 }
 
 /// An active expert's rate and the commission the server applies to them.
@@ -33,6 +33,11 @@ struct Quote {
     hourly_rate_cents: i64,
     currency: String,
     commission_bps: i64,
+}
+
+#[derive(Deserialize)]
+struct Booked {
+    id: Uuid,
 }
 
 async fn create_session(mut call: Call) -> Reply {
@@ -54,45 +59,15 @@ async fn create_session(mut call: Call) -> Reply {
         return Err(ApiError::conflict("price_changed", "The expert's rate changed since the quote.").with_detail("price", json!(price)));
     }
 
-    let session_id = Uuid::new_v4();
-    let daily = Daily::from_env(&call)?;
-    let room_name = format!("cae-{session_id}");
-    let room = daily
-        .create_room(&room_name, (booking.starts_at - chrono::Duration::minutes(15)).timestamp(), (booking.ends_at() + chrono::Duration::hours(1)).timestamp())
-        .await?;
-
     // The database prices again with its own rate and commission and refuses any difference.
     let args = json!({
-        "session_id": session_id, "expert_id": booking.expert_id, "starts_at": booking.starts_at.to_rfc3339(),
-        "duration_minutes": booking.duration.get(), "hourly_rate_cents": price.hourly_rate_cents, "commission_bps": price.commission_bps,
-        "amount_cents": price.amount_cents, "platform_fee_cents": price.platform_fee_cents, "expert_payout_cents": price.expert_payout_cents,
+        "expert_id": booking.expert_id, "starts_at": booking.starts_at.to_rfc3339(), "duration_minutes": booking.duration.get(),
+        "hourly_rate_cents": price.hourly_rate_cents, "commission_bps": price.commission_bps, "amount_cents": price.amount_cents,
+        "platform_fee_cents": price.platform_fee_cents, "expert_payout_cents": price.expert_payout_cents,
         "currency": currency.as_str(), "notes": booking.notes, "context": call.audit_context(),
     });
-    let session: Value = match db.rpc("book_session", &args).await {
-        Ok(session) => session,
-        Err(error) => {
-            if let Err(cleanup) = daily.delete_room(&room.name).await {
-                log_error(&call.request_id, "room_cleanup_failed", &format!("room {} of a failed booking: {}", room.name, cleanup.cause.unwrap_or(cleanup.message)));
-            }
-            return Err(error);
-        }
-    };
-
-    notify_both(&call, session_id, &price).await;
+    let session: Value = db.rpc("book_session", &args).await?;
+    let booked: Booked = serde_json::from_value(session.clone()).map_err(|error| ApiError::internal().because(format!("book_session answered: {error}")))?;
+    call.dispatch_after_response(Scope::Session(booked.id));
     json_reply(201, &json!({ "session": session, "price": price }))
-}
-
-/// Best effort: the booking stands whether or not the emails go out; failures are logged.
-async fn notify_both(call: &Call, session_id: Uuid, price: &Price) {
-    let sent = async {
-        let contacts: SessionContacts = call.db_as_service()?.rpc("service_role_session_contacts", &json!({ "session_id": session_id })).await?;
-        let resend = Resend::from_env(call)?;
-        for side in [Side::Client, Side::Expert] {
-            resend.send(&contacts.booking_confirmation(side, price), &format!("session-booked/{session_id}/{}", side.as_str())).await?;
-        }
-        Ok::<(), ApiError>(())
-    };
-    if let Err(error) = sent.await {
-        log_error(&call.request_id, "booking_email_failed", &error.cause.unwrap_or(error.message));
-    }
 }

@@ -17,8 +17,8 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge::serve(req, env, &SERVICE).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    edge::serve(req, env, ctx, &SERVICE).await
 }
 
 async fn search_by_body(mut call: Call) -> Reply {

@@ -3,11 +3,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use shared::edge::{self, json_reply, log_error, Call, Reply, Resend, Route, Runtime, Service};
-use shared::email::{password_changed, password_reset};
-use shared::tokens::{self, sha256_hex, IssuedToken, PresentedToken};
+use shared::edge::dispatch::Scope;
+use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
+use shared::tokens::{self, sha256_hex, PresentedToken, TokenKey, TokenKind};
 use shared::validate::{Email, Password, Violations};
 use shared::ApiError;
+use uuid::Uuid;
 use worker::{event, Context, Date, Delay, Env, Method, Request, Response, Result};
 
 static SERVICE: Service = Service {
@@ -20,8 +21,8 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge::serve(req, env, &SERVICE).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    edge::serve(req, env, ctx, &SERVICE).await
 }
 
 /// Per address and per client, per hour.
@@ -36,10 +37,10 @@ struct ResetRequest {
     email: Option<String>,
 }
 
+/// The outbox row of the email the database queued with the token or the new password.
 #[derive(Deserialize)]
-struct Issued {
-    email: String,
-    name: String,
+struct Queued {
+    outbox_id: Option<Uuid>,
 }
 
 async fn request_reset(mut call: Call) -> Reply {
@@ -61,23 +62,13 @@ async fn request_reset(mut call: Call) -> Reply {
         }
     }
 
-    let token = IssuedToken::generate()?;
-    let issued: Option<Issued> = db
+    // The email with the link is queued with the token and sent once the answer has gone.
+    let token = token_key(&call)?.issue(TokenKind::PasswordReset);
+    let queued: Option<Queued> = db
         .rpc("service_role_issue_password_reset", &json!({ "email": email.as_str(), "token_id": token.id, "token_hash": token.hash_hex, "context": call.audit_context() }))
         .await?;
-    if let Some(issued) = issued {
-        let link = format!("{}/reset-password?token={}", call.var("SITE_URL")?.trim_end_matches('/'), token.link_token);
-        if let Err(error) = Resend::from_env(&call)?.send(&password_reset(&issued.email, &issued.name, &link), &format!("password-reset/{}", token.id)).await {
-            // Answering differently would tell that the account exists: log and record it instead.
-            let cause = error.cause.unwrap_or(error.message);
-            log_error(&call.request_id, "reset_email_failed", &cause);
-            let recorded: std::result::Result<serde_json::Value, ApiError> = db
-                .rpc("service_role_audit", &json!({ "action": "password_reset.email_failed", "entity": "password_reset_tokens", "entity_id": token.id, "new_values": { "error": cause }, "context": call.audit_context() }))
-                .await;
-            if let Err(error) = recorded {
-                log_error(&call.request_id, "audit_failed", &error.cause.unwrap_or(error.message));
-            }
-        }
+    if let Some(outbox_id) = queued.and_then(|queued| queued.outbox_id) {
+        call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
     }
     let elapsed = Date::now().as_millis().saturating_sub(started);
     if elapsed < RESPONSE_FLOOR_MS {
@@ -102,7 +93,7 @@ async fn complete_reset(mut call: Call) -> Reply {
     let (presented, password) = presented.zip(password).ok_or_else(ApiError::internal)?;
 
     let db = call.db_as_service()?;
-    let stored = tokens::check(&db, "password_reset", &presented, call.now()).await?;
+    let stored = tokens::check(&db, TokenKind::PasswordReset, &presented, call.now()).await?;
     // The policy is checked against the account's address; a weak password costs no attempt.
     let mut violations = Violations::new();
     let email = Email::parse(&stored.email).ok();
@@ -110,12 +101,15 @@ async fn complete_reset(mut call: Call) -> Reply {
     violations.finish()?;
     let password = password.ok_or_else(ApiError::internal)?;
 
-    let account: Issued = db
+    let queued: Queued = db
         .rpc("service_role_complete_password_reset", &json!({ "token_id": presented.id, "password": password.expose(), "context": call.audit_context() }))
         .await?;
-    let notice = async { Resend::from_env(&call)?.send(&password_changed(&account.email, &account.name), &format!("password-changed/{}", presented.id)).await };
-    if let Err(error) = notice.await {
-        log_error(&call.request_id, "password_changed_email_failed", &error.cause.unwrap_or(error.message));
+    if let Some(outbox_id) = queued.outbox_id {
+        call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
     }
     json_reply(200, &json!({ "password_changed": true, "signed_out_everywhere": true }))
+}
+
+fn token_key(call: &Call) -> std::result::Result<TokenKey, ApiError> {
+    TokenKey::parse(&call.var("ACCOUNT_TOKEN_KEY")?).map_err(|error| ApiError::internal().because(error))
 }

@@ -3,9 +3,10 @@
 //! one structured log line per request.
 
 mod auth;
+pub mod dispatch;
 mod outbound;
 
-pub use outbound::{Daily, Resend};
+pub use outbound::Resend;
 
 use crate::auth::Caller;
 use crate::config::Config;
@@ -18,7 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
-use worker::{console_log, Date, Env, Fetch, Headers, Method, Request, Response};
+use worker::{console_log, Context, Date, Env, Fetch, Headers, Method, Request, Response};
 
 pub type Reply = Result<Response, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
@@ -44,9 +45,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Call {
     pub req: Request,
     pub env: Env,
+    pub ctx: Context,
     pub config: Config,
     pub request_id: String,
 }
+
+/// How many subrequests the work a request queued may use once it has answered, on top of the
+/// request's own (Workers allow 50 per invocation on the free plan).
+const AFTER_RESPONSE_BUDGET: u32 = 12;
 
 /// What a worker's code can reach whether it serves a request or a cron event: its
 /// environment, configuration and an id to log under.
@@ -61,6 +67,11 @@ pub trait Runtime {
             log_error(self.request_id(), "config", &format!("missing environment variable {name}"));
             ApiError::internal()
         })
+    }
+
+    /// A secret or variable that may be absent.
+    fn optional_var(&self, name: &str) -> Option<String> {
+        read_var(self.env(), name).filter(|value| !value.trim().is_empty())
     }
 
     /// An optional numeric setting, with its default when unset or unreadable.
@@ -122,6 +133,16 @@ impl Runtime for System {
 }
 
 impl Call {
+    /// Carries out the side effects this request queued once the response has gone, so that
+    /// the caller waits on no provider; whatever does not finish, the cron's dispatcher does.
+    pub fn dispatch_after_response(&self, scope: dispatch::Scope) {
+        let system = System { env: self.env.clone(), config: self.config.clone(), run_id: self.request_id.clone() };
+        self.ctx.wait_until(async move {
+            // Failures are logged by the run; the outbox keeps the work for the next one.
+            let _ = dispatch::run(&system, &scope, AFTER_RESPONSE_BUDGET).await;
+        });
+    }
+
     /// Reads a JSON body: 415 unless it is declared JSON, 413 past [`MAX_BODY_BYTES`], 400 for
     /// malformed JSON or a shape that does not match, naming where it went wrong.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
@@ -221,7 +242,7 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 }
 
 /// Serves one request: the entry point of every function's `#[event(fetch)]`.
-pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker::Result<Response> {
+pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Service) -> worker::Result<Response> {
     let started = Date::now().as_millis();
     let method = req.method();
     let path = req.path();
@@ -241,7 +262,7 @@ pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker:
             log_error(&request_id, "config", &missing.to_string());
             Err(ApiError::internal())
         }
-        Ok(config) => dispatch(Call { req, env, config, request_id: request_id.clone() }, service, &method, &path).await,
+        Ok(config) => route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &path).await,
     };
     let status = match &reply {
         Ok(response) => response.status_code(),
@@ -269,7 +290,7 @@ pub async fn serve(req: Request, env: Env, service: &'static Service) -> worker:
     Ok(response)
 }
 
-async fn dispatch(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
+async fn route(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
     let on_path: Vec<&Route> = service.routes.iter().filter(|route| route.path == path).collect();
     let allowed = || {
         let mut methods: Vec<String> = on_path.iter().map(|route| route.method.to_string()).collect();

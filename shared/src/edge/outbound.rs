@@ -1,43 +1,46 @@
-//! The two SaaS APIs the functions call, over the Workers fetch API: Resend for email and
-//! Daily.co for video rooms. Base URLs are configurable so that local runs use the stand-in.
+//! The outside services the dispatcher calls, over the Workers fetch API: Resend for email,
+//! Daily.co for video rooms, and operators' webhook endpoints. Base URLs are configurable so
+//! that local runs use the stand-in. Each call reports what the dispatcher records: the
+//! provider's reference on success, the reason otherwise.
 
 use super::Runtime;
 use crate::email::Message;
-use crate::error::ApiError;
+use crate::outbox::{BatchAnswer, Outcome, RoomWork, WebhookWork};
+use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortSignal, Date, Fetch, Headers, Method, Request, RequestInit};
 
-/// Sends a JSON request; any transport failure or non-2xx answer is an upstream error.
-async fn send_json(
-    method: Method,
-    url: &str,
-    api_key: &str,
-    body: Option<&Value>,
-    idempotency_key: Option<&str>,
-    upstream: &'static str,
-) -> Result<Value, ApiError> {
-    let failure = |cause: String| ApiError::upstream(upstream, format!("The {} did not answer as expected; nothing was changed.", upstream.replace('_', " "))).because(cause);
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| headers.set(name, value).map_err(|error| failure(error.to_string()));
-    set("authorization", &format!("Bearer {api_key}"))?;
-    set("content-type", "application/json")?;
-    if let Some(key) = idempotency_key {
-        set("idempotency-key", key)?;
+/// How long an endpoint has to answer a webhook.
+const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
+
+struct Answer {
+    status: u16,
+    text: String,
+}
+
+fn excerpt(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<String>, signal: Option<&AbortSignal>) -> Result<Answer, String> {
+    let request_headers = Headers::new();
+    for (name, value) in headers {
+        request_headers.set(name, value).map_err(|error| error.to_string())?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
+    init.with_method(method).with_headers(request_headers);
     if let Some(body) = body {
-        init.with_body(Some(body.to_string().into()));
+        init.with_body(Some(body.into()));
     }
-    let request = Request::new_with_init(url, &init).map_err(|error| failure(error.to_string()))?;
-    let mut response = Fetch::Request(request).send().await.map_err(|error| failure(error.to_string()))?;
-    let status = response.status_code();
-    let text = response.text().await.unwrap_or_default();
-    if !(200..300).contains(&status) {
-        return Err(failure(format!("{url} answered {status}: {}", text.chars().take(300).collect::<String>())));
+    let request = Request::new_with_init(url, &init).map_err(|error| error.to_string())?;
+    let fetch = Fetch::Request(request);
+    let mut response = match signal {
+        Some(signal) => fetch.send_with_signal(signal).await,
+        None => fetch.send().await,
     }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    .map_err(|error| format!("{url}: {error}"))?;
+    Ok(Answer { status: response.status_code(), text: response.text().await.unwrap_or_default() })
 }
 
 pub struct Resend {
@@ -47,12 +50,13 @@ pub struct Resend {
 }
 
 #[derive(Deserialize)]
-struct Sent {
-    id: String,
+struct ProviderError {
+    #[serde(default)]
+    name: String,
 }
 
 impl Resend {
-    pub fn from_env(runtime: &impl Runtime) -> Result<Self, ApiError> {
+    pub fn from_env(runtime: &impl Runtime) -> Result<Self, crate::ApiError> {
         Ok(Self {
             base_url: runtime.var("RESEND_API_URL")?.trim_end_matches('/').to_owned(),
             api_key: runtime.var("RESEND_API_KEY")?,
@@ -60,23 +64,52 @@ impl Resend {
         })
     }
 
-    /// Sends one email; the idempotency key makes a retried send deliver it once.
-    pub async fn send(&self, message: &Message, idempotency_key: &str) -> Result<String, ApiError> {
-        let body = message.to_resend(&self.from);
-        let answer = send_json(Method::Post, &format!("{}/emails", self.base_url), &self.api_key, Some(&body), Some(idempotency_key), "email_provider").await?;
-        serde_json::from_value::<Sent>(answer).map(|sent| sent.id).map_err(|_| ApiError::upstream("email_provider", "The email provider answered without an id."))
+    /// The sender's address, without its display name.
+    pub fn from_address(&self) -> &str {
+        self.from.rsplit_once('<').map_or(self.from.as_str(), |(_, rest)| rest.trim_end_matches('>').trim())
     }
 
-    /// Sends up to 100 emails in one call; the ids come back in the same order.
-    pub async fn send_batch(&self, messages: &[Message], idempotency_key: &str) -> Result<Vec<String>, ApiError> {
-        let body = Value::Array(messages.iter().map(|message| message.to_resend(&self.from)).collect());
-        let answer = send_json(Method::Post, &format!("{}/emails/batch", self.base_url), &self.api_key, Some(&body), Some(idempotency_key), "email_provider").await?;
+    /// Sends one email; the idempotency key makes a retried send deliver it once.
+    pub async fn send(&self, message: &Message, idempotency_key: &str) -> Result<String, String> {
+        let authorization = format!("Bearer {}", self.api_key);
+        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json"), ("idempotency-key", idempotency_key)];
+        let answer = send(Method::Post, &format!("{}/emails", self.base_url), &headers, Some(message.to_resend(&self.from).to_string()), None).await?;
+        #[derive(Deserialize)]
+        struct Sent {
+            id: String,
+        }
+        match answer.status {
+            200..=299 => serde_json::from_str::<Sent>(&answer.text).map(|sent| sent.id).map_err(|_| "the email provider answered without an id".into()),
+            status => Err(format!("email provider answered {status}: {}", excerpt(&answer.text))),
+        }
+    }
+
+    /// Sends up to 100 emails in one call under `idempotency_key`: the same key and body again
+    /// answers the same ids without sending; the same key with another body means the first
+    /// batch went out (Resend's `invalid_idempotent_request`).
+    pub async fn send_batch(&self, messages: &[Message], idempotency_key: &str) -> BatchAnswer {
+        let body = Value::Array(messages.iter().map(|message| message.to_resend(&self.from)).collect()).to_string();
+        let authorization = format!("Bearer {}", self.api_key);
+        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json"), ("idempotency-key", idempotency_key)];
+        let answer = match send(Method::Post, &format!("{}/emails/batch", self.base_url), &headers, Some(body), None).await {
+            Ok(answer) => answer,
+            Err(error) => return BatchAnswer::Failed(error),
+        };
+        #[derive(Deserialize)]
+        struct Sent {
+            id: String,
+        }
         #[derive(Deserialize)]
         struct Batch {
             data: Vec<Sent>,
         }
-        let batch: Batch = serde_json::from_value(answer).map_err(|_| ApiError::upstream("email_provider", "The email provider's batch answer was unreadable."))?;
-        Ok(batch.data.into_iter().map(|sent| sent.id).collect())
+        match answer.status {
+            200..=299 => serde_json::from_str::<Batch>(&answer.text)
+                .map(|batch| BatchAnswer::Sent(batch.data.into_iter().map(|sent| sent.id).collect()))
+                .unwrap_or_else(|_| BatchAnswer::Failed(format!("unreadable batch answer: {}", excerpt(&answer.text)))),
+            409 if serde_json::from_str::<ProviderError>(&answer.text).is_ok_and(|error| error.name == "invalid_idempotent_request") => BatchAnswer::AlreadySent,
+            status => BatchAnswer::Failed(format!("email provider answered {status}: {}", excerpt(&answer.text))),
+        }
     }
 }
 
@@ -85,25 +118,73 @@ pub struct Daily {
     api_key: String,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Room {
-    pub name: String,
-    pub url: String,
-}
-
 impl Daily {
-    pub fn from_env(runtime: &impl Runtime) -> Result<Self, ApiError> {
+    pub fn from_env(runtime: &impl Runtime) -> Result<Self, crate::ApiError> {
         Ok(Self { base_url: runtime.var("DAILY_API_URL")?.trim_end_matches('/').to_owned(), api_key: runtime.var("DAILY_API_KEY")? })
     }
 
-    /// A private room usable from 15 minutes before the start until an hour after the end.
-    pub async fn create_room(&self, name: &str, not_before: i64, expires: i64) -> Result<Room, ApiError> {
-        let body = json!({ "name": name, "privacy": "private", "properties": { "nbf": not_before, "exp": expires, "enable_chat": true } });
-        let answer = send_json(Method::Post, &format!("{}/rooms", self.base_url), &self.api_key, Some(&body), None, "video_provider").await?;
-        serde_json::from_value(answer).map_err(|_| ApiError::upstream("video_provider", "The video provider's answer was unreadable."))
+    /// Makes or removes a session's room. Both are idempotent: a room that already exists is
+    /// made, one already gone is removed.
+    pub async fn carry_out(&self, work: &RoomWork) -> Outcome {
+        let authorization = format!("Bearer {}", self.api_key);
+        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json")];
+        let answer = if work.topic == "room.delete" {
+            send(Method::Delete, &format!("{}/rooms/{}", self.base_url, work.room_name), &headers, None, None).await
+        } else {
+            // Private, usable from 15 minutes before the start until an hour after the end.
+            let body = json!({ "name": work.room_name, "privacy": "private", "properties": { "nbf": work.not_before, "exp": work.expires, "enable_chat": true } });
+            send(Method::Post, &format!("{}/rooms", self.base_url), &headers, Some(body.to_string()), None).await
+        };
+        match answer {
+            Err(error) => Outcome::failed(work.id, error),
+            Ok(answer) => {
+                let already = match work.topic.as_str() {
+                    "room.delete" => answer.status == 404,
+                    _ => answer.status == 400 && answer.text.contains("already exists"),
+                };
+                if (200..300).contains(&answer.status) || already {
+                    Outcome::done(work.id, format!("{} {}", work.topic, work.room_name))
+                } else {
+                    Outcome::failed(work.id, format!("video provider answered {}: {}", answer.status, excerpt(&answer.text)))
+                }
+            }
+        }
     }
+}
 
-    pub async fn delete_room(&self, name: &str) -> Result<(), ApiError> {
-        send_json(Method::Delete, &format!("{}/rooms/{name}", self.base_url), &self.api_key, None, None, "video_provider").await.map(|_| ())
+/// Delivers one outbound webhook, signed as Standard Webhooks asks, within a timeout.
+pub async fn deliver_webhook(work: &WebhookWork) -> Outcome {
+    let secret = match WebhookSecret::parse(&work.secret) {
+        Ok(secret) => secret,
+        Err(error) => return Outcome::failed(work.id, error),
+    };
+    let body = work.body.to_string();
+    let timestamp = (Date::now().as_millis() / 1000) as i64;
+    let signature = secret.sign(&work.webhook_id, timestamp, body.as_bytes());
+    let sent_at = timestamp.to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "Call-an-Expert-Webhooks/1"),
+        ("webhook-id", work.webhook_id.as_str()),
+        ("webhook-timestamp", sent_at.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let signal = worker::web_sys::AbortSignal::timeout_with_u32(WEBHOOK_TIMEOUT_MS);
+    let started = Date::now().as_millis();
+    let answer = send(Method::Post, &work.url, &headers, Some(body), Some(&AbortSignal::from(signal))).await;
+    let latency_ms = Some(Date::now().as_millis().saturating_sub(started));
+    match answer {
+        Err(error) => Outcome { latency_ms, ..Outcome::failed(work.id, error) },
+        Ok(answer) => {
+            let mut outcome = if (200..300).contains(&answer.status) {
+                Outcome::done(work.id, format!("HTTP {}", answer.status))
+            } else {
+                Outcome::failed(work.id, format!("endpoint answered {}", answer.status))
+            };
+            outcome.status_code = Some(answer.status);
+            outcome.latency_ms = latency_ms;
+            outcome.response_excerpt = Some(excerpt(&answer.text)).filter(|text| !text.is_empty());
+            outcome
+        }
     }
 }

@@ -1,0 +1,122 @@
+//! The dispatcher: drains the outbox in rounds (claim, carry out, record) within a subrequest
+//! budget. booking-reminders runs it for everything due, from its cron trigger and `POST /run`;
+//! a request that has just queued work runs it for that work alone once it has answered
+//! (`Call::dispatch_after_response`), with the outbox as the guarantee if it cannot finish.
+
+use super::outbound::{deliver_webhook, Daily, Resend};
+use super::{log_line, Runtime};
+use crate::error::ApiError;
+use crate::outbox::{batch_outcomes, Advanced, BatchAnswer, Budget, Claim, ClaimedCall, Outcome, Recorded, Renderer, Summary, MAX_BATCH};
+use crate::tokens::TokenKey;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Which outbox rows a run may take.
+#[derive(Debug, Clone, Default)]
+pub enum Scope {
+    /// Everything due, after moving sessions along in time: the cron's and operators' run.
+    #[default]
+    Everything,
+    /// What one request just queued for a session.
+    Session(Uuid),
+    /// What one request just queued, by id.
+    Rows(Vec<Uuid>),
+}
+
+/// Runs the dispatcher within `budget` subrequests and logs its summary line.
+pub async fn run(runtime: &impl Runtime, scope: &Scope, budget: u32) -> Result<Summary, ApiError> {
+    let mut budget = Budget::new(budget);
+    let mut summary = Summary::default();
+    let outcome = drain(runtime, scope, &mut budget, &mut summary).await;
+    summary.subrequests = budget.used();
+    let mut line = json!({
+        "level": if outcome.is_ok() { "info" } else { "error" }, "event": "outbox_run", "run_id": runtime.request_id(),
+        "scope": match scope { Scope::Everything => "everything", Scope::Session(_) => "session", Scope::Rows(_) => "rows" },
+    });
+    if let (Some(line), Ok(counts)) = (line.as_object_mut(), serde_json::to_value(&summary)) {
+        line.extend(counts.as_object().cloned().unwrap_or_default());
+        if let Err(error) = &outcome {
+            line.insert("error".into(), json!(error.cause.clone().unwrap_or_else(|| error.message.clone())));
+        }
+    }
+    log_line(&line);
+    outcome.map(|_| summary)
+}
+
+async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summary: &mut Summary) -> Result<(), ApiError> {
+    let db = runtime.db_as_service()?;
+    let resend = Resend::from_env(runtime)?;
+    let daily = Daily::from_env(runtime)?;
+    let site_url = runtime.var("SITE_URL")?;
+    // Account emails need the key their tokens derive from; without it they fail, visibly.
+    let token_key = runtime.optional_var("ACCOUNT_TOKEN_KEY").and_then(|key| TokenKey::parse(&key).ok());
+    let renderer = Renderer { site_url: &site_url, organizer: resend.from_address(), token_key: token_key.as_ref() };
+    let email_batch = runtime.number("OUTBOX_BATCH_SIZE", i64::from(MAX_BATCH)).clamp(1, i64::from(MAX_BATCH));
+    let lease_seconds = runtime.number("OUTBOX_LEASE_SECONDS", 300).clamp(1, 3600);
+    let (only_session, only_ids) = match scope {
+        Scope::Everything => (None, None),
+        Scope::Session(id) => (Some(*id), None),
+        Scope::Rows(ids) => (None, Some(ids.clone())),
+    };
+
+    if matches!(scope, Scope::Everything) && budget.allows_round() {
+        budget.spend(1);
+        let advanced: Advanced = db.rpc("service_role_advance_sessions", &json!({})).await?;
+        for room in &advanced.rooms_missing {
+            log_line(&json!({ "level": "alert", "event": "room_missing", "run_id": runtime.request_id(), "session": room }));
+        }
+        summary.add_advanced(&advanced);
+    }
+
+    while budget.allows_round() {
+        let calls = budget.calls_for_round();
+        budget.spend(1);
+        let claim: Claim = db
+            .rpc("service_role_claim_outbox", &json!({
+                "email_batch": email_batch, "calls": calls, "lease_seconds": lease_seconds, "only_session": only_session, "only_ids": only_ids,
+            }))
+            .await?;
+        summary.add_claim(&claim);
+        if claim.is_empty() {
+            break;
+        }
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(claim.emails.len() + claim.calls.len());
+        if let (false, Some(batch_key)) = (claim.emails.is_empty(), claim.batch_key.as_deref()) {
+            let mut rendered = Vec::with_capacity(claim.emails.len());
+            let mut sendable = Vec::with_capacity(claim.emails.len());
+            for email in &claim.emails {
+                match email.render(&renderer) {
+                    Ok(message) => {
+                        rendered.push(message);
+                        sendable.push(email.clone());
+                    }
+                    Err(error) => outcomes.push(Outcome::failed(email.id, error)),
+                }
+            }
+            if !rendered.is_empty() {
+                budget.spend(1);
+                summary.batches += 1;
+                let answer = resend.send_batch(&rendered, batch_key).await;
+                if let BatchAnswer::Failed(error) = &answer {
+                    log_line(&json!({ "level": "warn", "event": "email_batch_failed", "run_id": runtime.request_id(), "batch_key": batch_key, "error": error }));
+                }
+                outcomes.extend(batch_outcomes(&sendable, batch_key, answer));
+            }
+        }
+        for call in &claim.calls {
+            budget.spend(1);
+            summary.calls += 1;
+            outcomes.push(match call {
+                ClaimedCall::Room(room) => daily.carry_out(room).await,
+                ClaimedCall::Webhook(webhook) => deliver_webhook(webhook).await,
+            });
+        }
+        budget.spend(1);
+        let recorded: Recorded = db.rpc("service_role_complete_outbox", &json!({ "results": outcomes })).await?;
+        summary.add_recorded(&recorded);
+        if claim.remaining.total() == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
