@@ -211,7 +211,9 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
     };
     for (const name of names) buildWorker(name);
     const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
-    const env = { ...buildEnv(), WRANGLER_SEND_METRICS: 'false', CI: 'true' };
+    // Each stack's own registry: the workers' service bindings (DISPATCHER) resolve to the workers
+    // of this stack, never to another stack's on the same machine.
+    const env = { ...buildEnv(), WRANGLER_SEND_METRICS: 'false', CI: 'true', WRANGLER_REGISTRY_PATH: join(paths.state, 'registry') };
     names.forEach((name, index) => {
       const args = ['dev', '--env', name, '--ip', '127.0.0.1', '--port', String(ports[name]), '--inspector-port', String(inspectorBase + index),
         '--persist-to', join(paths.state, 'wrangler', name), '--log-level', 'log', '--show-interactive-dev-session=false',

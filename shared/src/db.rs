@@ -8,8 +8,11 @@
 
 use crate::error::ApiError;
 use postgrest::{Builder, Postgrest};
+#[cfg(feature = "worker")]
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "worker")]
+use serde::Serialize;
+use serde::Deserialize;
 use serde_json::Value;
 
 pub struct Db {
@@ -54,16 +57,19 @@ impl Db {
     }
 
     /// Calls `POST /rpc/<function>` with named arguments and decodes the result.
+    #[cfg(feature = "worker")]
     pub async fn rpc<T: DeserializeOwned>(&self, function: &str, args: &impl Serialize) -> Result<T, ApiError> {
         let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
         self.run(self.client.rpc(function, body)).await
     }
 
-    /// Sends a request built with [`Db::from`] and decodes the JSON answer.
+    /// Sends a request built with [`Db::from`] (or [`Db::rpc`]) and decodes the JSON answer.
+    /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
+    /// quicker in a worker than the reqwest transport under postgrest-rs.
+    #[cfg(feature = "worker")]
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
-        let response = builder.execute().await.map_err(|_| unavailable())?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(|_| unavailable())?;
+        let request = builder.build().build().map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
+        let (status, text) = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
         if status >= 300 {
             return Err(translate(status, &text, self.with_user_jwt));
         }

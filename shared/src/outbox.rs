@@ -71,7 +71,8 @@ pub struct Claim {
     /// The idempotency key of the email batch: kept by the database until the batch is sent.
     pub batch_key: Option<String>,
     pub emails: Vec<ClaimedEmail>,
-    pub calls: Vec<ClaimedCall>,
+    pub rooms: Vec<RoomWork>,
+    pub webhooks: Vec<WebhookWork>,
     pub skipped: u64,
     pub failed: u64,
     pub remaining: Remaining,
@@ -79,7 +80,7 @@ pub struct Claim {
 
 impl Claim {
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && self.calls.is_empty()
+        self.emails.is_empty() && self.rooms.is_empty() && self.webhooks.is_empty()
     }
 }
 
@@ -103,14 +104,6 @@ pub struct ClaimedEmail {
     pub payload: Value,
     pub recipient: Recipient,
     pub contacts: Option<SessionContacts>,
-}
-
-/// A room to make or remove, or a webhook to deliver.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ClaimedCall {
-    Room(RoomWork),
-    Webhook(WebhookWork),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,7 +258,7 @@ impl Summary {
     }
 
     pub fn add_claim(&mut self, claim: &Claim) {
-        self.claimed += (claim.emails.len() + claim.calls.len()) as u64;
+        self.claimed += (claim.emails.len() + claim.rooms.len() + claim.webhooks.len()) as u64;
         self.skipped += claim.skipped;
         self.failed += claim.failed;
         self.remaining = claim.remaining.total();
@@ -350,16 +343,15 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_tells_rooms_from_webhooks() {
+    fn a_claim_hands_over_rooms_and_webhooks_apart() {
         let claim: Claim = serde_json::from_value(json!({
             "batch_key": null, "emails": [], "skipped": 0, "failed": 0, "remaining": {"email": 0, "room": 1, "webhook": 2},
-            "calls": [
-                {"id": "aaaaaaaa-0000-4000-8000-000000000002", "topic": "room.create", "attempts": 1, "room_name": "cae-1", "not_before": 1, "expires": 2},
-                {"id": "aaaaaaaa-0000-4000-8000-000000000003", "topic": "session.confirmed", "attempts": 1, "webhook_id": "msg_1", "url": "https://hooks.example.com", "secret": "whsec_a2V5", "body": {"type": "session.confirmed"}}
-            ]
+            "rooms": [{"id": "aaaaaaaa-0000-4000-8000-000000000002", "topic": "room.create", "attempts": 1, "room_name": "cae-1", "not_before": 1, "expires": 2}],
+            "webhooks": [{"id": "aaaaaaaa-0000-4000-8000-000000000003", "topic": "session.confirmed", "attempts": 1, "webhook_id": "msg_1", "url": "https://hooks.example.com", "secret": "whsec_a2V5", "body": {"type": "session.confirmed"}}]
         }))
         .unwrap();
-        assert!(matches!(claim.calls[0], ClaimedCall::Room(_)) && matches!(claim.calls[1], ClaimedCall::Webhook(_)));
+        assert_eq!((claim.rooms[0].room_name.as_str(), claim.webhooks[0].webhook_id.as_str()), ("cae-1", "msg_1"));
+        assert!(!claim.is_empty());
         assert_eq!(claim.remaining.total(), 3);
     }
 

@@ -2,6 +2,7 @@
 //! 256 random bits in hex. Only SHA-256 of the secret is stored; the id finds the row, so a
 //! wrong secret counts as a failed attempt against that token. Comparisons are constant-time.
 
+#[cfg(feature = "worker")]
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::validate::Rule;
@@ -163,8 +164,9 @@ pub fn verify(presented: &PresentedToken, stored: Option<&StoredToken>, now: Dat
     Ok(())
 }
 
-/// Looks a presented token up (`kind` is `email_verification` or `password_reset`) and checks
-/// it, counting a wrong secret as a failed attempt against the token.
+/// Looks a presented token up and checks it, counting a wrong secret as a failed attempt
+/// against the token.
+#[cfg(feature = "worker")]
 pub async fn check(db: &Db, kind: TokenKind, presented: &PresentedToken, now: DateTime<Utc>) -> Result<StoredToken, ApiError> {
     let kind = kind.as_str();
     let stored: Option<StoredToken> = db.rpc("service_role_account_token", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;

@@ -327,7 +327,8 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- Leases due outbox work to one dispatch round: one batch of emails (an existing batch being
--- retried first, under its kept key, else a new one), then up to `calls` rooms and webhooks.
+-- retried first, under its kept key, else a new one), then up to `calls` rooms and webhooks,
+-- rooms first, handed over in their own arrays.
 -- Rows that should not be carried out any more are skipped with their reason; rows out of
 -- attempts are failed for good. `only_session` and `only_ids` narrow the claim to the work a
 -- request just queued.
@@ -404,8 +405,8 @@ begin
   select pg_catalog.jsonb_build_object(
            'batch_key', max(l.batch_key),
            'emails', coalesce(pg_catalog.jsonb_agg(private.outbox_work(l) order by l.next_attempt_at, l.created_at, l.id) filter (where l.channel = 'email'), '[]'),
-           'calls', coalesce(pg_catalog.jsonb_agg(private.outbox_work(l) order by l.channel = 'room' desc, l.next_attempt_at, l.created_at, l.id)
-                               filter (where l.channel <> 'email'), '[]'),
+           'rooms', coalesce(pg_catalog.jsonb_agg(private.outbox_work(l) order by l.next_attempt_at, l.created_at, l.id) filter (where l.channel = 'room'), '[]'),
+           'webhooks', coalesce(pg_catalog.jsonb_agg(private.outbox_work(l) order by l.next_attempt_at, l.created_at, l.id) filter (where l.channel = 'webhook'), '[]'),
            'skipped', (select count(*) from skipped), 'failed', (select count(*) from given_up))
     into claim
   from leased l;

@@ -21,6 +21,10 @@ language sql as $$
   select o.channel, o.topic, o.recipient_id, o.endpoint_id from public.outbox o
   where o.session_id = session and o.topic not like 'reminder.%' order by 1, 2, 3, 4
 $$;
+-- What a claim hands over besides emails: its rooms, then its webhooks.
+create function tests.calls(claim jsonb) returns jsonb language sql as $$
+  select (claim -> 'rooms') || (claim -> 'webhooks')
+$$;
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
 -- An instant booking: confirmed at once.
@@ -110,30 +114,30 @@ select tests.freeze_time('2030-01-02 08:00+00');
 delete from outbox where channel = 'email';
 select tests.as_service_role();
 select service_role_claim_outbox(0, 3, 60) as rooms_claim \gset
-select service_role_complete_outbox((select jsonb_agg(jsonb_build_object('id', c ->> 'id', 'provider_ref', 'ok')) from jsonb_array_elements(:'rooms_claim'::jsonb -> 'calls') c));
+select service_role_complete_outbox((select jsonb_agg(jsonb_build_object('id', c ->> 'id', 'provider_ref', 'ok')) from jsonb_array_elements(tests.calls(:'rooms_claim')) c));
 reset role;
 -- Three room rows were due for sessions no longer active (declined, expired, cancelled): a claim
 -- skips those, so the three it took are rooms handed over or rooms skipped.
 select ok((select count(*) + (:'rooms_claim'::jsonb ->> 'skipped')::int = 3
                   and coalesce(bool_and(c ? 'room_name' and (c ->> 'not_before')::bigint < (c ->> 'expires')::bigint), true)
-           from jsonb_array_elements(:'rooms_claim'::jsonb -> 'calls') c), 'a claim takes rooms first, with their name and validity, up to the calls asked for');
+           from jsonb_array_elements(tests.calls(:'rooms_claim')) c), 'a claim takes rooms first, with their name and validity, up to the calls asked for');
 select tests.as_service_role();
 select service_role_claim_outbox(0, 100, 60) as hooks_claim \gset
 reset role;
-select ok((select count(*) filter (where c ? 'room_name') > 0 and count(*) filter (where c ? 'url') > 0 from jsonb_array_elements(:'hooks_claim'::jsonb -> 'calls') c),
+select ok((select count(*) filter (where c ? 'room_name') > 0 and count(*) filter (where c ? 'url') > 0 from jsonb_array_elements(tests.calls(:'hooks_claim')) c),
   'the next claim takes the remaining rooms, then the webhooks');
 select is((select array_agg(status || ':' || skip_reason order by skip_reason) from outbox where topic = 'room.create' and session_id in (:'declined_id', :'expiring_id')),
   array['skipped:session_declined', 'skipped:session_expired'], 'a room for a session no longer active is not made');
 select ok((select bool_and(c ->> 'webhook_id' like 'msg\_%' and c ->> 'secret' like 'whsec\_%' and c -> 'body' ? 'type')
-           from jsonb_array_elements(:'hooks_claim'::jsonb -> 'calls') c where c ? 'url'), 'a webhook claim carries the message id, the endpoint''s secret and the body');
-select (c ->> 'id') as hook_id from jsonb_array_elements(:'hooks_claim'::jsonb -> 'calls') c
+           from jsonb_array_elements(tests.calls(:'hooks_claim')) c where c ? 'url'), 'a webhook claim carries the message id, the endpoint''s secret and the body');
+select (c ->> 'id') as hook_id from jsonb_array_elements(tests.calls(:'hooks_claim')) c
 where c ->> 'url' = 'https://hooks.example.com/cancelled' \gset
 
 select tests.as_service_role();
 select is(service_role_complete_outbox((select jsonb_agg(
            case when c ->> 'id' = :'hook_id' then jsonb_build_object('id', c ->> 'id', 'error', 'endpoint answered 500', 'status_code', 500, 'latency_ms', 12, 'response_excerpt', 'oops')
                 else jsonb_build_object('id', c ->> 'id', 'provider_ref', 'HTTP 200', 'status_code', 200, 'latency_ms', 5) end)
-         from jsonb_array_elements(:'hooks_claim'::jsonb -> 'calls') c)) ->> 'retrying', '1', 'a failed delivery is retried');
+         from jsonb_array_elements(tests.calls(:'hooks_claim')) c)) ->> 'retrying', '1', 'a failed delivery is retried');
 reset role;
 select results_eq(format($$select attempt, status_code, latency_ms, response_excerpt, error from webhook_attempts where outbox_id = %L$$, :'hook_id'),
   $$values (1::smallint, 500, 12, 'oops'::text, 'endpoint answered 500'::text)$$, 'each attempt is logged: status, latency, an excerpt of the answer');
@@ -168,7 +172,7 @@ select is((select count(*) from audit_logs where action = 'webhook_endpoint.enab
 select id as sent_hook from outbox where channel = 'webhook' and status = 'sent' limit 1 \gset
 select tests.as_service_role();
 select is(service_role_replay_outbox(:'sent_hook') ->> 'status', 'pending', 'a sent delivery can be replayed');
-select is((select c ->> 'webhook_id' from jsonb_array_elements(service_role_claim_outbox(0, 100, 60, only_ids => array[:'sent_hook'::uuid]) -> 'calls') c),
+select is((select c ->> 'webhook_id' from jsonb_array_elements(tests.calls(service_role_claim_outbox(0, 100, 60, only_ids => array[:'sent_hook'::uuid]))) c),
   'msg_' || replace(:'sent_hook', '-', ''), 'with the same message id, so receivers recognise it');
 select throws_ok(format($$select service_role_replay_outbox(%L)$$, :'sent_hook'), 'PT409', 'This row is being carried out right now.', 'but not while in flight');
 reset role;

@@ -42,9 +42,20 @@ fn budget(runtime: &impl Runtime) -> u32 {
     runtime.number("OUTBOX_SUBREQUEST_BUDGET", i64::from(DEFAULT_BUDGET)).clamp(0, 1000) as u32
 }
 
-async fn run_now(call: Call) -> Reply {
-    call.require_service_role().await?;
-    json_reply(200, &dispatch::run(&call, &Scope::Everything, budget(&call)).await?)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    #[serde(default)]
+    scope: Scope,
+}
+
+/// Runs the dispatcher now: for everything due (an operator, no body), or for what one request
+/// just queued (`{"scope": {"session": id}}` or `{"scope": {"rows": [ids]}}`, from the workers'
+/// DISPATCHER binding).
+async fn run_now(mut call: Call) -> Reply {
+    call.require_service_role()?;
+    let scope = if call.header("content-type").is_some() { call.json::<RunRequest>().await?.scope } else { Scope::Everything };
+    json_reply(200, &dispatch::run(&call, &scope, budget(&call)).await?)
 }
 
 #[derive(Deserialize)]
@@ -56,13 +67,18 @@ struct ReplayRequest {
 /// An operator starts a delivery over (same webhook id, attempts from zero); it goes out once
 /// the answer has gone.
 async fn replay(mut call: Call) -> Reply {
-    call.require_service_role().await?;
+    call.require_service_role()?;
     let request: ReplayRequest = call.json().await?;
     let mut violations = Violations::new();
     let id = violations.require("outbox_id", request.outbox_id).and_then(|id| violations.check("outbox_id", parse_uuid(&id)));
     violations.finish()?;
     let id = id.ok_or_else(shared::ApiError::internal)?;
     let replayed: Value = call.db_as_service()?.rpc("service_role_replay_outbox", &json!({ "outbox_id": id })).await?;
-    call.dispatch_after_response(Scope::Rows(vec![id]));
+    let system = call.detach();
+    let limit = budget(&system);
+    call.ctx.wait_until(async move {
+        // Logged by the run; the cron carries out the replay if this does not.
+        let _ = dispatch::run(&system, &Scope::Rows(vec![id]), limit).await;
+    });
     json_reply(202, &replayed)
 }

@@ -1,18 +1,20 @@
 //! The dispatcher: drains the outbox in rounds (claim, carry out, record) within a subrequest
-//! budget. booking-reminders runs it for everything due, from its cron trigger and `POST /run`;
-//! a request that has just queued work runs it for that work alone once it has answered
-//! (`Call::dispatch_after_response`), with the outbox as the guarantee if it cannot finish.
+//! budget. booking-reminders runs it, for everything due from its cron trigger and `POST /run`,
+//! and for the work one request just queued when that request hands it over after answering
+//! (`Call::dispatch_after_response`); the outbox is the guarantee if a run cannot finish.
 
 use super::outbound::{deliver_webhook, Daily, Resend};
 use super::{log_line, Runtime};
 use crate::error::ApiError;
-use crate::outbox::{batch_outcomes, Advanced, BatchAnswer, Budget, Claim, ClaimedCall, Outcome, Recorded, Renderer, Summary, MAX_BATCH};
+use crate::outbox::{batch_outcomes, Advanced, BatchAnswer, Budget, Claim, Outcome, Recorded, Renderer, Summary, MAX_BATCH};
 use crate::tokens::TokenKey;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-/// Which outbox rows a run may take.
-#[derive(Debug, Clone, Default)]
+/// Which outbox rows a run may take; as JSON `"everything"`, `{"session": id}`, `{"rows": [ids]}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Everything due, after moving sessions along in time: the cron's and operators' run.
     #[default]
@@ -80,7 +82,7 @@ async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summa
         if claim.is_empty() {
             break;
         }
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(claim.emails.len() + claim.calls.len());
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(claim.emails.len() + claim.rooms.len() + claim.webhooks.len());
         if let (false, Some(batch_key)) = (claim.emails.is_empty(), claim.batch_key.as_deref()) {
             let mut rendered = Vec::with_capacity(claim.emails.len());
             let mut sendable = Vec::with_capacity(claim.emails.len());
@@ -103,13 +105,15 @@ async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summa
                 outcomes.extend(batch_outcomes(&sendable, batch_key, answer));
             }
         }
-        for call in &claim.calls {
+        for room in &claim.rooms {
             budget.spend(1);
             summary.calls += 1;
-            outcomes.push(match call {
-                ClaimedCall::Room(room) => daily.carry_out(room).await,
-                ClaimedCall::Webhook(webhook) => deliver_webhook(webhook).await,
-            });
+            outcomes.push(daily.carry_out(room).await);
+        }
+        for webhook in &claim.webhooks {
+            budget.spend(1);
+            summary.calls += 1;
+            outcomes.push(deliver_webhook(webhook).await);
         }
         budget.spend(1);
         let recorded: Recorded = db.rpc("service_role_complete_outbox", &json!({ "results": outcomes })).await?;

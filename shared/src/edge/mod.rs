@@ -6,9 +6,10 @@ mod auth;
 pub mod dispatch;
 mod outbound;
 
-pub use outbound::Resend;
+pub use outbound::{send_built, Resend};
 
 use crate::auth::Caller;
+use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::cors::{self, AllowedOrigins};
 use crate::db::Db;
@@ -50,9 +51,9 @@ pub struct Call {
     pub request_id: String,
 }
 
-/// How many subrequests the work a request queued may use once it has answered, on top of the
-/// request's own (Workers allow 50 per invocation on the free plan).
-const AFTER_RESPONSE_BUDGET: u32 = 12;
+/// The service binding to the dispatcher (booking-reminders), which carries out what a request
+/// queued once the request has answered.
+const DISPATCHER_BINDING: &str = "DISPATCHER";
 
 /// What a worker's code can reach whether it serves a request or a cron event: its
 /// environment, configuration and an id to log under.
@@ -133,13 +134,38 @@ impl Runtime for System {
 }
 
 impl Call {
-    /// Carries out the side effects this request queued once the response has gone, so that
-    /// the caller waits on no provider; whatever does not finish, the cron's dispatcher does.
+    /// This worker's runtime, owned, for work that outlives the request (`ctx.wait_until`).
+    pub fn detach(&self) -> System {
+        System { env: self.env.clone(), config: self.config.clone(), run_id: self.request_id.clone() }
+    }
+
+    /// Hands the side effects this request queued to the dispatcher once the response has gone,
+    /// so that the caller waits on no provider; whatever does not finish, the cron's run does.
+    /// The dispatcher is a service binding: workers of one zone cannot call each other by URL,
+    /// and the dispatch code lives in that one worker, keeping the others small.
     pub fn dispatch_after_response(&self, scope: dispatch::Scope) {
-        let system = System { env: self.env.clone(), config: self.config.clone(), run_id: self.request_id.clone() };
+        let dispatcher = match self.env.service(DISPATCHER_BINDING) {
+            Ok(dispatcher) => dispatcher,
+            Err(_) => return log_error(&self.request_id, "config", "no DISPATCHER service binding: queued work waits for the cron"),
+        };
+        let Ok(service_key) = self.var("SUPABASE_SERVICE_ROLE_KEY") else { return };
+        let request_id = self.request_id.clone();
         self.ctx.wait_until(async move {
-            // Failures are logged by the run; the outbox keeps the work for the next one.
-            let _ = dispatch::run(&system, &scope, AFTER_RESPONSE_BUDGET).await;
+            let handed = async {
+                let headers = Headers::new();
+                headers.set("authorization", &format!("Bearer {service_key}"))?;
+                headers.set("content-type", "application/json")?;
+                headers.set("x-request-id", &request_id)?;
+                let mut init = worker::RequestInit::new();
+                init.with_method(Method::Post).with_headers(headers).with_body(Some(json!({ "scope": scope }).to_string().into()));
+                let response = dispatcher.fetch_request(Request::new_with_init("https://dispatcher/run", &init)?).await?;
+                Ok::<u16, worker::Error>(response.status_code())
+            };
+            match handed.await {
+                Ok(status) if status < 300 => {}
+                Ok(status) => log_error(&request_id, "dispatch_failed", &format!("the dispatcher answered {status}; the cron will retry")),
+                Err(error) => log_error(&request_id, "dispatch_failed", &format!("{error}; the cron will retry")),
+            }
         });
     }
 
@@ -203,11 +229,15 @@ impl Call {
     }
 
     /// Only the service role may call this route: 401 without a token, 403 with another one.
-    pub async fn require_service_role(&self) -> Result<(), ApiError> {
-        match self.caller().await? {
-            Caller::ServiceRole => Ok(()),
-            Caller::Anon if self.bearer_token().is_none() => Err(ApiError::unauthorized("This route needs the service role key.")),
-            _ => Err(ApiError::forbidden("Only the service role may call this route.")),
+    /// The key is the project's secret itself, so it is compared (in constant time) rather than
+    /// verified as a JWT: that also serves Supabase's newer opaque secret keys.
+    pub fn require_service_role(&self) -> Result<(), ApiError> {
+        let presented = self.bearer_token().ok_or_else(|| ApiError::unauthorized("This route needs the service role key."))?;
+        let expected = self.var("SUPABASE_SERVICE_ROLE_KEY")?;
+        if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("Only the service role may call this route."))
         }
     }
 

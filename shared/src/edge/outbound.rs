@@ -43,6 +43,18 @@ async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<
     Ok(Answer { status: response.status_code(), text: response.text().await.unwrap_or_default() })
 }
 
+/// Sends a request some builder made (postgrest-rs's, for PostgREST) through the Workers fetch
+/// API: its status and body.
+pub async fn send_built(request: &reqwest::Request) -> Result<(u16, String), String> {
+    let headers: Vec<(&str, &str)> =
+        request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
+    let method = Method::from(request.method().as_str().to_owned());
+    // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
+    let body = request.body().and_then(|body| body.as_bytes()).filter(|bytes| !bytes.is_empty()).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+    let answer = send(method, request.url().as_str(), &headers, body, None).await?;
+    Ok((answer.status, answer.text))
+}
+
 pub struct Resend {
     base_url: String,
     api_key: String,
