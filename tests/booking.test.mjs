@@ -2,7 +2,7 @@
 // dev, the real PostgREST and Postgres, the stand-in for Daily.co and Resend.
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, eventually, EXPERTS, exec, freeWeekdayStart, makeOutboxDue, newClient, newExpert, runDispatcher, sql, stack, standin, user, userByEmail } from './helpers.mjs';
+import { call, eventually, EXPERTS, exec, freeWeekdayStart, makeOutboxDue, newClient, newExpert, postgrest, runDispatcher, sql, stack, standin, user, userByEmail } from './helpers.mjs';
 
 const client = user('client');
 const book = (token, body) => call('create-session', '/', { method: 'POST', token, body });
@@ -331,6 +331,44 @@ describe('find-experts', () => {
     assert.ok(json.match_request_id);
     assert.deepEqual(sql(`select client_id, skills, result_count from match_requests where id = '${json.match_request_id}'`), [{ client_id: searcher.id, skills: ['terraform'], result_count: 1 }]);
     assert.deepEqual(sql(`select expert_id, rank from match_results where request_id = '${json.match_request_id}'`), [{ expert_id: EXPERTS.devon, rank: 1 }]);
+  });
+
+  test('the search follows the calendar: a booked slot disappears; a cancellation, a new rule or a removed exception brings one back', async () => {
+    // An expert free only from 10:00 to 12:00 UTC on one weekday, searched for two hours that day.
+    const expert = newExpert('fresh-slots', { timezone: 'UTC' });
+    exec(`insert into expert_skills (expert_id, skill_id, proficiency) select '${expert.id}', id, 5 from skill_categories where slug = 'docker'`);
+    const [{ day }] = sql(`select d::date::text as day from generate_series(current_date + 3, current_date + 10, interval '1 day') d
+      where extract(isodow from d) = 3 limit 1`);
+    const hours = await postgrest('/availability_rules', { method: 'POST', token: expert.jwt, headers: { prefer: 'return=minimal' },
+      body: { expert_id: expert.id, weekday: 3, start_minute: 600, end_minute: 720 } });
+    assert.equal(hours.status, 201, hours.text);
+    const slotsOn = async (date) => {
+      const { json } = await find({ skills: 'docker', from: `${date}T00:00:00Z`, to: `${date}T23:59:00Z`, duration_minutes: '120', limit: '50' });
+      return json.experts.find((e) => e.expert_id === expert.id)?.next_slots.map((slot) => new Date(slot).toISOString()) ?? [];
+    };
+    const ten = (date) => new Date(`${date}T10:00:00Z`).toISOString();
+    assert.deepEqual(await slotsOn(day), [ten(day)], 'free: the one slot is offered');
+
+    const booker = newClient('fresh-booker');
+    const booked = await book(booker.jwt, { expert_id: expert.id, starts_at: ten(day), duration_minutes: 120 });
+    assert.equal(booked.status, 201, JSON.stringify(booked.json));
+    assert.deepEqual(await slotsOn(day), [], 'booked: the slot disappears');
+    assert.equal((await cancel(booker.jwt, { session_id: booked.json.session.id })).status, 200);
+    assert.deepEqual(await slotsOn(day), [ten(day)], 'cancelled: it is back');
+
+    const blocked = await postgrest('/availability_exceptions', { method: 'POST', token: expert.jwt, headers: { prefer: 'return=representation' },
+      body: { expert_id: expert.id, on_date: day, kind: 'blocked' } });
+    assert.equal(blocked.status, 201, blocked.text);
+    assert.deepEqual(await slotsOn(day), [], 'a blocked day offers nothing');
+    assert.equal((await postgrest(`/availability_exceptions?id=eq.${blocked.json[0].id}`, { method: 'DELETE', token: expert.jwt })).status, 204);
+    assert.deepEqual(await slotsOn(day), [ten(day)], 'the exception removed, the slot is back');
+
+    const thursday = new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000).toISOString().slice(0, 10);
+    assert.deepEqual(await slotsOn(thursday), [], 'no hours on the next day yet');
+    const added = await postgrest('/availability_rules', { method: 'POST', token: expert.jwt, headers: { prefer: 'return=minimal' },
+      body: { expert_id: expert.id, weekday: 4, start_minute: 480, end_minute: 600 } });
+    assert.equal(added.status, 201, added.text);
+    assert.deepEqual(await slotsOn(thursday), [new Date(`${thursday}T08:00:00Z`).toISOString()], 'a new rule opens new slots');
   });
 
   test('bad parameters are all named; a bad token is a 401, not an anonymous search', async () => {

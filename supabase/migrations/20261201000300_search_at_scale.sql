@@ -1,0 +1,316 @@
+-- find_experts at marketplace scale: the same score, filters, cursor and free slots, at a cost
+-- that does not grow with the catalogue.
+--
+-- The score (documented in 20261124000700_find_experts.sql) splits into a part known before any
+-- search, per expert and skill, and a part the search decides:
+--   static: 0.45 x skill_match + 0.20 x rating = (1/n) x sum over the n requested skills of
+--           t(skill) = 0.09 x proficiency + 0.20 x rating_part   (proficiency 0 for a skill not held)
+--   dynamic: 0.15 x price_fit + 0.15 x availability + 0.05 x online
+-- private.search_entries holds, per active expert and skill, t as `sort_key`, indexed per skill in
+-- descending order. A search walks those lists (Fagin's threshold algorithm): each round reads
+-- the next entries of every requested skill, scores the experts seen for the first time, and
+-- stops once no expert still unseen could beat the page's last one; the bound for the unseen is
+-- (1/n) x sum of max(last key read, 0.20) + the largest price_fit + 0.15 + (0.05 unless every
+-- online expert, up to 2,000, was looked at first). Availability, the dearest part, is computed only for an
+-- expert who could still enter the page, in descending order of the rest of their score.
+
+-- Free slots from free time: each availability window of a local day (rules and extra hours,
+-- DST resolved by Postgres) minus blocked hours and active sessions, as multiranges; slots every
+-- 15 minutes from the window's start inside each free piece, at least an hour ahead, starting at
+-- most 90 days ahead, ending inside the window. The same slots the candidate-by-candidate version
+-- gave, without enumerating every quarter hour of every day.
+-- PL/pgSQL rather than SQL: its plan is cached per connection, which a search calling it for
+-- each expert it resolves needs (planning it cost more than running it).
+create or replace function private.free_slots(expert uuid, window_from timestamptz, window_to timestamptz, minutes int, max_slots int default 3)
+returns setof timestamptz
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return query
+  with bounds as (
+    select e.timezone as tz, greatest(window_from, private.now() + interval '1 hour') as lo,
+           least(window_to, private.now() + interval '90 days' + make_interval(mins => minutes)) as hi,
+           private.now() + interval '90 days' as last_start
+    from public.expert_profiles e where e.id = expert
+  ),
+  days as (
+    select d::date as day, b.* from bounds b,
+      generate_series((b.lo at time zone b.tz)::date::timestamp, (b.hi at time zone b.tz)::date::timestamp, interval '1 day') as d
+    where b.lo < b.hi
+  ),
+  windows as (
+    select d.day, d.tz, d.lo, d.hi, d.last_start,
+           tstzrange((d.day + make_interval(mins => r.start_minute)) at time zone d.tz, (d.day + make_interval(mins => r.end_minute)) at time zone d.tz) as win
+    from days d join public.availability_rules r on r.expert_id = expert and r.weekday = extract(dow from d.day)::int
+    union all
+    select d.day, d.tz, d.lo, d.hi, d.last_start,
+           tstzrange((d.day + make_interval(mins => x.start_minute)) at time zone d.tz, (d.day + make_interval(mins => x.end_minute)) at time zone d.tz)
+    from days d join public.availability_exceptions x on x.expert_id = expert and x.on_date = d.day and x.kind = 'extra'
+  ),
+  pieces as (
+    select w.*, lower(w.win) as anchor, piece
+    from windows w,
+    unnest(tstzmultirange(w.win) - coalesce((
+      select range_agg(busy.during) from (
+        select tstzrange((w.day + make_interval(mins => coalesce(x.start_minute, 0))) at time zone w.tz,
+                         (w.day + make_interval(mins => coalesce(x.end_minute, 1440))) at time zone w.tz) as during
+        from public.availability_exceptions x where x.expert_id = expert and x.on_date = w.day and x.kind = 'blocked'
+        union all
+        select tstzrange(s.starts_at, s.ends_at) from public.sessions s
+        where s.expert_id = expert and s.status in ('requested', 'confirmed', 'in_progress')
+          and tstzrange(s.starts_at, s.ends_at) && w.win
+      ) busy), '{}'::tstzmultirange)) as piece
+    where not isempty(w.win)
+  ),
+  spans as (
+    -- The first quarter-hour step of the window at or after both the piece's start and the
+    -- earliest bookable instant; the latest start that still ends in the piece and the search.
+    select p.anchor + make_interval(mins => 15 * ceil(extract(epoch from greatest(lower(p.piece), p.lo) - p.anchor) / 900)::int) as first_start,
+           least(upper(p.piece), p.hi) - make_interval(mins => minutes) as last_fit, p.last_start
+    from pieces p
+  )
+  select distinct slot from spans s, generate_series(s.first_start, least(s.last_fit, s.last_start), interval '15 minutes') as slot
+  order by slot
+  limit max_slots;
+end
+$$;
+comment on function private.free_slots(uuid, timestamptz, timestamptz, int, int) is 'Next bookable starts of an expert in a window, from free time (windows minus blocked hours and sessions), DST-correct, excluding the notice period.';
+
+-- The lists: one row per active expert and skill.
+create table private.search_entries (
+  skill_id smallint not null,
+  expert_id uuid not null,
+  proficiency smallint not null,
+  -- rating_avg / 5, or 0.6 (three stars) without public reviews: the score's rating part.
+  rating_part numeric(5, 4) not null,
+  -- t = 0.09 x proficiency + 0.20 x rating_part: this skill's share of the static score, times n.
+  sort_key numeric(6, 4) not null,
+  hourly_rate_cents bigint not null,
+  currency char(3) not null,
+  rating_avg numeric(3, 2) not null,
+  primary key (expert_id, skill_id)
+);
+comment on table private.search_entries is 'find_experts'' per-skill lists: active experts by descending sort_key, with what the filters need.';
+create index search_entries_walk_idx on private.search_entries (skill_id, sort_key, expert_id)
+  include (hourly_rate_cents, currency, rating_avg);
+
+-- What the entries are, derived from profiles and skills: for the triggers (one expert) and for
+-- bulk loads (all of them).
+create view private.search_entry_source as
+  select es.skill_id, e.id as expert_id, es.proficiency, r.part as rating_part, 0.09 * es.proficiency + 0.20 * r.part as sort_key,
+         e.hourly_rate_cents, e.currency, e.rating_avg
+  from public.expert_profiles e
+  cross join lateral (select round(case when e.rating_count > 0 then e.rating_avg / 5 else 0.6 end, 4) as part) r
+  join public.expert_skills es on es.expert_id = e.id
+  where e.is_active;
+
+-- Rebuilds an expert's entries from their profile and skills (none when inactive).
+create function private.refresh_search_entries(expert uuid) returns void
+language sql security definer set search_path = '' as $$
+  delete from private.search_entries where expert_id = expert;
+  insert into private.search_entries select * from private.search_entry_source where expert_id = expert;
+$$;
+
+create function private.follow_search_entries() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if tg_table_name = 'expert_skills' then
+    perform private.refresh_search_entries(coalesce(new.expert_id, old.expert_id));
+    if tg_op = 'UPDATE' and new.expert_id <> old.expert_id then
+      perform private.refresh_search_entries(old.expert_id);
+    end if;
+  else
+    perform private.refresh_search_entries(coalesce(new.id, old.id));
+  end if;
+  return null;
+end
+$$;
+comment on function private.follow_search_entries() is 'Keeps private.search_entries in step with expert_skills and with the searched columns of expert_profiles.';
+create trigger expert_skills_search_entries after insert or update or delete on public.expert_skills
+  for each row execute function private.follow_search_entries();
+create trigger expert_profiles_search_entries after insert or update of is_active, hourly_rate_cents, currency, rating_avg, rating_count
+  on public.expert_profiles for each row execute function private.follow_search_entries();
+insert into private.search_entries select * from private.search_entry_source;
+
+-- Presence is read by the search as "who is online now": a small, indexed set.
+create index online_status_online_idx on public.online_status (last_seen_at) where is_online;
+-- The price bound of a search with a rate ceiling needs the lowest rate there is.
+create index expert_profiles_rate_idx on public.expert_profiles (hourly_rate_cents) where is_active;
+drop index public.expert_profiles_search_idx;
+
+create type private.search_hit as (
+  expert_id uuid, score numeric, skill_match numeric, rating_part numeric, price_fit numeric, availability int, online int, next_slots jsonb
+);
+
+create or replace function public.find_experts(
+  skills text[], max_rate_cents bigint default null, currency text default null,
+  window_from timestamptz default null, window_to timestamptz default null, duration_minutes int default 60,
+  min_rating numeric default null, page_size int default 10, after_score numeric default null, after_id uuid default null
+) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  caller uuid := (select auth.uid());
+  now timestamptz := private.now();
+  slot_from timestamptz := coalesce(window_from, private.now());
+  -- Nothing can be booked past the horizon: no slot is looked for beyond it.
+  slot_to timestamptz := least(coalesce(window_to, private.now() + interval '7 days'), private.now() + interval '90 days' + make_interval(mins => duration_minutes));
+  n int := cardinality(skills);
+  skill_ids smallint[];
+  batch int := greatest(2 * page_size, 32);
+  last_key numeric[];
+  last_id uuid[];
+  done boolean[];
+  seen uuid[] := '{}';
+  fresh uuid[];
+  online_now uuid[];
+  online_bound numeric := 0;
+  price_bound numeric;
+  top private.search_hit[] := '{}';
+  hit private.search_hit;
+  candidate record;
+  slots jsonb;
+  unseen_bound numeric;
+  found_experts jsonb;
+  request_id uuid;
+begin
+  perform private.check_search(skills, max_rate_cents, currency, window_from, window_to, duration_minutes, min_rating, page_size, after_score, after_id);
+  if caller is not null then
+    perform private.limit_searches(caller);
+  end if;
+
+  select coalesce(pg_catalog.array_agg(sc.id order by sc.id), '{}') into skill_ids from public.skill_categories sc where sc.slug = any (skills);
+  last_key := pg_catalog.array_fill(1::numeric, array[cardinality(skill_ids)]);
+  last_id := pg_catalog.array_fill('ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid, array[cardinality(skill_ids)]);
+  done := pg_catalog.array_fill(false, array[cardinality(skill_ids)]);
+  price_bound := case when max_rate_cents is null then 0.075
+                      else 0.15 * greatest(0, 1 - coalesce((select min(e.hourly_rate_cents) from public.expert_profiles e where e.is_active), max_rate_cents)::numeric / max_rate_cents) end;
+  -- Everyone online now who is a candidate is looked at first (when at most 2,000 are online),
+  -- so the walk need not allow for them.
+  if (select count(*) from (select 1 from public.online_status o where o.is_online and o.last_seen_at > now - interval '5 minutes' limit 2001) o) > 2000 then
+    online_bound := 0.05;
+    online_now := '{}';
+  else
+    -- One index probe per online expert (the limit keeps the planner from scanning the lists).
+    select coalesce(pg_catalog.array_agg(o.profile_id), '{}') into online_now
+    from public.online_status o
+    cross join lateral (
+      select 1 from private.search_entries se
+      where se.expert_id = o.profile_id and se.skill_id = any (skill_ids)
+        and (find_experts.currency is null or se.currency = find_experts.currency)
+        and (find_experts.max_rate_cents is null or se.hourly_rate_cents <= find_experts.max_rate_cents)
+        and (find_experts.min_rating is null or se.rating_avg >= find_experts.min_rating)
+      limit 1) as candidate
+    where o.is_online and o.last_seen_at > now - interval '5 minutes';
+  end if;
+  fresh := online_now;
+
+  while cardinality(skill_ids) > 0 loop
+    -- Sorted access: the next entries of every list not yet exhausted, filters applied in the index.
+    with lists as (
+      select l.position, l.skill_id, l.key, l.id from unnest(skill_ids, last_key, last_id) with ordinality as l (skill_id, key, id, position)
+      where not done[l.position]
+    ),
+    read as (
+      select l.position, x.expert_id, x.sort_key, count(*) over (partition by l.position) as taken,
+             row_number() over (partition by l.position order by x.sort_key, x.expert_id) as from_last
+      from lists l cross join lateral (
+        select se.expert_id, se.sort_key from private.search_entries se
+        where se.skill_id = l.skill_id and (se.sort_key, se.expert_id) < (l.key, l.id)
+          and (find_experts.currency is null or se.currency = find_experts.currency)
+          and (find_experts.max_rate_cents is null or se.hourly_rate_cents <= find_experts.max_rate_cents)
+          and (find_experts.min_rating is null or se.rating_avg >= find_experts.min_rating)
+        order by se.sort_key desc, se.expert_id desc
+        limit batch) x
+    ),
+    moved as (
+      select l.position, r.sort_key, r.expert_id, coalesce(r.taken, 0) as taken
+      from lists l left join read r on r.position = l.position and r.from_last = 1
+    )
+    select coalesce((select pg_catalog.array_agg(distinct r.expert_id) from read r where r.expert_id <> all (seen)), '{}') || fresh,
+           (select pg_catalog.array_agg(case when m.position is null then last_key[p] when m.taken < batch then 0 else m.sort_key end order by p)
+            from generate_subscripts(skill_ids, 1) p left join moved m on m.position = p),
+           (select pg_catalog.array_agg(coalesce(m.expert_id, last_id[p]) order by p) from generate_subscripts(skill_ids, 1) p left join moved m on m.position = p),
+           (select pg_catalog.array_agg(done[p] or (m.position is not null and m.taken < batch) order by p)
+            from generate_subscripts(skill_ids, 1) p left join moved m on m.position = p)
+      into fresh, last_key, last_id, done;
+    fresh := array(select distinct f from unnest(fresh) f where f <> all (seen));
+    seen := seen || fresh;
+
+    -- The experts seen for the first time, scored but for availability, best first; each is
+    -- resolved (availability, exact score) only while they could still enter the page.
+    for candidate in
+      select c.expert_id, c.skill_match, c.rating_part, c.price_fit, c.online,
+             0.45 * c.skill_match + 0.20 * c.rating_part + 0.15 * c.price_fit + 0.05 * c.online as partial
+      from (
+        select se.expert_id,
+               round(sum(se.proficiency) filter (where se.skill_id = any (skill_ids))::numeric / (5 * n), 4) as skill_match,
+               min(se.rating_part) as rating_part,
+               case when find_experts.max_rate_cents is null then 0.5 else round(1 - min(se.hourly_rate_cents)::numeric / find_experts.max_rate_cents, 4) end as price_fit,
+               case when se.expert_id = any (online_now) or (online_bound > 0 and exists (
+                      select 1 from public.online_status o where o.profile_id = se.expert_id and o.is_online and o.last_seen_at > now - interval '5 minutes'))
+                    then 1 else 0 end as online
+        from private.search_entries se
+        where se.expert_id = any (fresh) and se.skill_id = any (skill_ids)
+          and (find_experts.currency is null or se.currency = find_experts.currency)
+          and (find_experts.max_rate_cents is null or se.hourly_rate_cents <= find_experts.max_rate_cents)
+          and (find_experts.min_rating is null or se.rating_avg >= find_experts.min_rating)
+        group by se.expert_id
+      ) c
+      order by partial desc, c.expert_id
+    loop
+      -- Strictly below the page's last even if available: neither this one nor any after it can
+      -- enter (an equal score may, with a smaller id, so it is resolved).
+      exit when cardinality(top) >= page_size and round(candidate.partial + 0.15, 4) < top[page_size].score;
+      -- Above the cursor whatever their availability: on an earlier page.
+      continue when after_score is not null and round(candidate.partial, 4) > after_score;
+      slots := coalesce((select pg_catalog.jsonb_agg(slot order by slot) from private.free_slots(candidate.expert_id, slot_from, slot_to, duration_minutes, 3) as slot), '[]');
+      continue when window_from is not null and pg_catalog.jsonb_array_length(slots) = 0;
+      hit := (candidate.expert_id, round(candidate.partial + case when pg_catalog.jsonb_array_length(slots) > 0 then 0.15 else 0 end, 4),
+              candidate.skill_match, candidate.rating_part, candidate.price_fit,
+              case when pg_catalog.jsonb_array_length(slots) > 0 then 1 else 0 end, candidate.online, slots);
+      -- On an earlier page (at or above the cursor): not this page's.
+      continue when after_score is not null and (hit.score > after_score or (hit.score = after_score and hit.expert_id <= after_id));
+      top := array(select t from unnest(top || hit) t order by (t).score desc, (t).expert_id limit page_size);
+    end loop;
+    fresh := '{}';
+    -- Each round reads twice as deep as the last: few rounds, whatever the depth the page needs.
+    batch := least(2 * batch, 2048);
+
+    exit when not (false = any (done));
+    -- No expert still unseen can beat the page's last: the page is final.
+    unseen_bound := (coalesce((select sum(case when done[p] then 0.20 else greatest(last_key[p], 0.20) end) from generate_subscripts(skill_ids, 1) p), 0)
+                     + (n - cardinality(skill_ids)) * 0.20) / n + price_bound + 0.15 + online_bound;
+    exit when cardinality(top) >= page_size and unseen_bound + 0.0002 < top[page_size].score;
+  end loop;
+
+  with page as (
+    select t.*, e.hourly_rate_cents, e.currency, e.rating_avg, e.rating_count, e.instant_booking, e.timezone, e.headline, p.full_name, p.avatar_url,
+           (select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('slug', sc.slug, 'proficiency', es.proficiency, 'years', es.years) order by sc.slug)
+            from public.expert_skills es join public.skill_categories sc on sc.id = es.skill_id
+            where es.expert_id = t.expert_id and es.skill_id = any (skill_ids)) as matched_skills
+    from unnest(top) t join public.expert_profiles e on e.id = t.expert_id join public.profiles p on p.id = t.expert_id
+  )
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'expert_id', p.expert_id, 'full_name', p.full_name, 'avatar_url', p.avatar_url, 'headline', p.headline,
+           'hourly_rate_cents', p.hourly_rate_cents, 'currency', p.currency, 'rating_avg', p.rating_avg, 'rating_count', p.rating_count,
+           'instant_booking', p.instant_booking, 'timezone', p.timezone, 'skills', p.matched_skills, 'online', p.online = 1,
+           'score', p.score,
+           'score_parts', pg_catalog.jsonb_build_object('skill_match', p.skill_match, 'rating', p.rating_part, 'price_fit', p.price_fit,
+                                                        'availability', p.availability, 'online', p.online),
+           'next_slots', p.next_slots) order by p.score desc, p.expert_id), '[]')
+    into found_experts
+  from page p;
+
+  if caller is not null then
+    insert into public.match_requests (client_id, skills, max_rate_cents, currency, window_from, window_to, duration_minutes, min_rating, result_count, created_at)
+    values (caller, find_experts.skills, find_experts.max_rate_cents, find_experts.currency, find_experts.window_from, find_experts.window_to,
+            find_experts.duration_minutes, find_experts.min_rating, pg_catalog.jsonb_array_length(found_experts), private.now())
+    returning id into request_id;
+    insert into public.match_results (request_id, expert_id, rank, score, score_parts)
+    select request_id, (t.item ->> 'expert_id')::uuid, t.position::int, (t.item ->> 'score')::numeric, t.item -> 'score_parts'
+    from pg_catalog.jsonb_array_elements(found_experts) with ordinality as t (item, position);
+  end if;
+
+  return pg_catalog.jsonb_build_object('experts', found_experts, 'match_request_id', request_id);
+end
+$$;
+comment on function public.find_experts is 'Ranks active experts for a search with a threshold walk over per-skill lists (see this migration); records authenticated searches.';
