@@ -1,4 +1,5 @@
--- A marketplace of :experts experts for the benchmark, set-based: experts like the seed's (3-4
+-- Experts :first to :last of the benchmark's marketplace, set-based (so that 1,000, then 10,000,
+-- then 100,000 load one after another): experts like the seed's (3-4
 -- of the 14 skills, proficiency 1-5, rates 50.00-250.00 USD, two thirds with public reviews
 -- rated 3.0-5.0, weekday hours 09:00-17:00 in one of six zones, 1% online), as many clients,
 -- ten sessions per expert (past ones completed, the rest confirmed or requested, none
@@ -13,7 +14,7 @@ set synchronous_commit = off;
 create temporary table bench_people as
 select gen_random_uuid() as expert_id, gen_random_uuid() as client_id, i,
        (array['UTC', 'Europe/Paris', 'Europe/London', 'America/New_York', 'America/Los_Angeles', 'Asia/Tokyo'])[1 + i % 6] as zone
-from generate_series(1, :experts) i;
+from generate_series(:first, :last) i;
 
 insert into auth.users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, email_confirmed_at, created_at, updated_at)
 select '00000000-0000-0000-0000-000000000000', u.id, 'authenticated', 'authenticated', u.email, '{"provider": "email"}', '{}', now(), now(), now()
@@ -48,7 +49,8 @@ insert into public.online_status (profile_id, is_online, last_seen_at)
 select p.expert_id, true, now() from bench_people p where p.i % 100 = 0;
 
 -- Ten sessions per expert, on ten different days (j weeks plus the expert's own weekday offset),
--- each with a client of its own for that day, from seven weeks ago to three weeks ahead.
+-- each with a client of its own for that day (7919 is prime: the ten clients of an expert, and
+-- the ten sessions of a client, are all different), from seven weeks ago to three weeks ahead.
 create temporary table bench_sessions as
 select gen_random_uuid() as id, c.client_id, p.expert_id, p.zone, j,
        ((date_trunc('day', now()) - interval '49 days' + make_interval(days => j * 7 + p.i % 5)) at time zone 'UTC' + time '10:00')
@@ -57,7 +59,7 @@ select gen_random_uuid() as id, c.client_id, p.expert_id, p.zone, j,
 from bench_people p
 join public.expert_profiles e on e.id = p.expert_id
 cross join generate_series(0, 9) j
-join bench_people c on c.i = 1 + (p.i - 1 + j * 7919) % :experts;
+join bench_people c on c.i = :first + (p.i - :first + j * 7919) % (:last - :first + 1);
 
 insert into public.sessions (id, client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents,
                              platform_fee_cents, expert_payout_cents, commission_bps, currency, room_name, room_url, created_at)
@@ -87,4 +89,4 @@ where s.starts_at - k.lead > now() and s.j % 10 <> 9;
 insert into private.search_entries select e.* from private.search_entry_source e join bench_people p on p.expert_id = e.expert_id;
 
 set session_replication_role = origin;
-analyze;
+drop table bench_people, bench_sessions;

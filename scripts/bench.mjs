@@ -1,23 +1,41 @@
-// `npm run bench`: prints the figures the project's speed and size goals are checked by.
-//   1. each worker's size as `wrangler deploy --dry-run` reports it (goal: at most 200 KiB gzip);
-//   2. find-experts under bare workerd against a TypeScript worker (@supabase/postgrest-js)
-//      making the same PostgREST request, and PostgREST alone (goal: no slower than TypeScript);
-//   3. booking-reminders draining a backlog of 5,000 reminders through wrangler dev;
-//   4. the shared crate natively: pricing, refund and HS256 verification per call.
-// Figures, not pass/fail: timings on a shared machine vary; read them side by side.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run bench`: the one place the project's speed and size figures come from, side by side
+// in one run, with each target checked and a miss said so:
+//   1. each worker's size as `wrangler deploy --dry-run` reports it (target: at most 150 KiB gzip);
+//   2. at 1,000, 10,000 and 100,000 experts (ten sessions each, their outbox, loaded set-based):
+//      find-experts p50/p95/p99 in SQL, through PostgREST, through the Rust worker and through
+//      its TypeScript peer under bare workerd, for three searches (target: p95 under 50 ms
+//      through PostgREST at 100,000 experts, and at most 2x from 1,000 to 100,000); booking and
+//      cancelling through the workers;
+//   3. for every function, the Rust worker against its TypeScript peer making the same
+//      PostgREST requests (bench/ts-peers), p50 as a ratio (target: at most 1.0x);
+//   4. booking-reminders draining 5,000 due reminders through wrangler dev;
+//   5. the shared crate natively: pricing, refund and HS256 verification per call.
+// Timings on a shared machine vary: read the figures of one run side by side.
+// BENCH_SIZES (default 1000,10000,100000) and BENCH_REQUESTS (default 200) narrow a run.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join, relative } from 'node:path';
-import { buildEnv } from './lib/tools.mjs';
+import { buildEnv, PG_BIN } from './lib/tools.mjs';
 import { functionNames } from './lib/build.mjs';
-import { insertReminderBacklog } from './lib/fixtures.mjs';
-import { PROFILES, startStack, stackPaths } from './lib/stack.mjs';
+import { insertReminderBacklog, sqlRows } from './lib/fixtures.mjs';
+import { userToken } from './lib/jwt.mjs';
+import { PROFILES, psql, startStack, stackPaths } from './lib/stack.mjs';
 import { root, waitFor } from './lib/util.mjs';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 400);
+const SIZES = (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
+const SIZE_TARGET_KIB = 150;
+const SEARCH_P95_TARGET_MS = 50;
+const GROWTH_TARGET = 2;
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 const dist = join(stackPaths('bench').state, 'dist');
+const missed = [];
+const check = (ok, what) => {
+  if (!ok) missed.push(what);
+  return ok ? 'ok' : 'MISSED';
+};
 
 function workerSizes() {
   rmSync(dist, { recursive: true, force: true });
@@ -30,77 +48,126 @@ function workerSizes() {
   });
 }
 
-// One connection, kept alive, requests one after another: the latency a single client sees.
-async function latency(url, { method = 'GET', body, headers = {} } = {}) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const once = () => new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const req = request(url, { method, agent, headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode < 300 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`${url} answered ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-  for (let i = 0; i < 30; i += 1) await once();
-  const samples = [];
-  for (let i = 0; i < REQUESTS; i += 1) samples.push(await once());
-  agent.destroy();
+function percentiles(samples) {
   samples.sort((a, b) => a - b);
   const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
-  return { p50: at(0.5), p90: at(0.9), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
-async function bareWorkerd(status) {
-  const ports = { rust: PROFILES.bench.base + 40, ts: PROFILES.bench.base + 41 };
-  const tsOut = join(dist, 'ts-find-experts', 'index.js');
-  execFileSync(bin('esbuild'), [join(root, 'bench', 'ts-find-experts', 'index.ts'), '--bundle', '--format=esm', '--platform=neutral', '--minify', `--outfile=${tsOut}`], { cwd: root });
-  const rustDir = join(dist, 'find-experts');
-  const wasm = readdirSync(rustDir).find((file) => file.endsWith('.wasm'));
-  const bindings = `[(name = "POSTGREST_URL", text = "${status.postgrest_url}"), (name = "SUPABASE_ANON_KEY", text = "${status.anon_key}"), (name = "ALLOWED_ORIGINS", text = "*")]`;
-  const configPath = join(dist, 'workerd.capnp');
+// One connection, kept alive, requests one after another: the latency a single client sees.
+// `next(i)` describes request i ({ path, method, body, headers, expect }), so that each may differ.
+async function latency(base, next, { count = REQUESTS, warmup = 20 } = {}) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const once = (i) => new Promise((resolve, reject) => {
+    const { method = 'GET', path = '/', body, headers = {}, expect = 200 } = next(i);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const started = process.hrtime.bigint();
+    const req = request(`${base}${path}`, { method, agent, headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const text = Buffer.concat(chunks).toString();
+        if (res.statusCode !== expect) reject(new Error(`${method} ${base}${path} answered ${res.statusCode}, not ${expect}: ${text.slice(0, 300)}`));
+        else resolve({ ms, json: text ? JSON.parse(text) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+  for (let i = 0; i < warmup; i += 1) await once(i);
+  const samples = [];
+  for (let i = 0; i < count; i += 1) samples.push((await once(warmup + i)).ms);
+  agent.destroy();
+  return percentiles(samples);
+}
+
+// The same search REQUESTS times in one database session (warm, as PostgREST's pooled
+// connections are), as anon, timed inside the database.
+function inSql(dbUrl, args) {
+  const block = `do $$ declare started timestamptz; samples float8[] := '{}'; begin
+      for i in 1 .. ${REQUESTS + 20} loop
+        started := clock_timestamp();
+        perform public.find_experts(${args});
+        if i > 20 then samples := samples || extract(epoch from clock_timestamp() - started) * 1000; end if;
+      end loop;
+      raise notice 'bench:%', (select json_build_object('p50', percentile_disc(0.5) within group (order by s),
+        'p95', percentile_disc(0.95) within group (order by s), 'p99', percentile_disc(0.99) within group (order by s)) from unnest(samples) s);
+    end $$`;
+  const result = spawnSync(join(PG_BIN, 'psql'), ['-X', '-q', '-d', dbUrl, '-c', 'set role anon', '-c', block], { encoding: 'utf8' });
+  const match = `${result.stderr}`.match(/bench:(\{.*\})/);
+  if (!match) throw new Error(`no timing from SQL: ${result.stderr}`);
+  return JSON.parse(match[1]);
+}
+
+function loadCatalogue(status, first, last) {
+  const started = Date.now();
+  psql(status.db_superuser_url, ['-v', `first=${first}`, '-v', `last=${last}`, '-f', join(root, 'bench', 'catalogue.sql')]);
+  // Index-only scans need the visibility map a vacuum sets (autovacuum does it in production).
+  psql(status.db_superuser_url, ['-c', 'vacuum analyze']);
+  return (Date.now() - started) / 1000;
+}
+
+// Bare workerd: every Rust worker and the TypeScript peers, each on its own port, straight to
+// PostgREST (no stand-in in between). Request workers get no DISPATCHER binding here: the handoff
+// happens after their answer and is no part of what is measured.
+async function startWorkerd(status) {
+  const names = functionNames();
+  const ports = Object.fromEntries(names.map((name, index) => [name, PROFILES.bench.base + 40 + index]));
+  ports.ts = PROFILES.bench.base + 39;
+  const tsOut = join(dist, 'ts-peers', 'index.js');
+  execFileSync(bin('esbuild'), [join(root, 'bench', 'ts-peers', 'index.ts'), '--bundle', '--format=esm', '--platform=neutral', '--minify', `--outfile=${tsOut}`], { cwd: root });
+  const text = (entries) => `[${Object.entries(entries).map(([name, value]) => `(name = "${name}", text = "${value}")`).join(', ')}]`;
+  const vars = {
+    POSTGREST_URL: status.postgrest_url, SUPABASE_ANON_KEY: status.anon_key, SUPABASE_SERVICE_ROLE_KEY: status.service_role_key,
+    SUPABASE_JWT_SECRET: status.jwt_secret, ALLOWED_ORIGINS: '*', ACCOUNT_TOKEN_KEY: 'bench-account-token-key-of-at-least-32-bytes',
+    RESEND_API_URL: status.standin_url, RESEND_API_KEY: 're_bench', EMAIL_FROM: 'Bench <bench@example.com>', DAILY_API_URL: `${status.standin_url}/v1`,
+    DAILY_API_KEY: 'daily_bench', SITE_URL: 'http://localhost:3000', SUPABASE_URL: status.postgrest_url, SEND_EMAIL_HOOK_SECRET: status.send_email_hook_secret,
+  };
   const rel = (path) => relative(dist, path);
+  // Cap'n Proto names are camelCase: find-experts -> workerFindExperts.
+  const ident = (name) => `worker${name.split('-').map((part) => part[0].toUpperCase() + part.slice(1)).join('')}`;
+  const services = names.map((name) => {
+    const wasm = readdirSync(join(dist, name)).find((file) => file.endsWith('.wasm'));
+    return `const ${ident(name)} :Workerd.Worker = (
+  modules = [(name = "shim.js", esModule = embed "${rel(join(dist, name, 'shim.js'))}"), (name = "${wasm}", wasm = embed "${rel(join(dist, name, wasm))}")],
+  compatibilityDate = "2026-04-01", bindings = ${text(vars)}, globalOutbound = "loopback",
+);`;
+  });
+  const configPath = join(dist, 'workerd.capnp');
   writeFileSync(configPath, `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
-    (name = "rust", worker = .rustWorker),
-    (name = "ts", worker = .tsWorker),
+${names.map((name) => `    (name = "${name}", worker = .${ident(name)}),`).join('\n')}
+    (name = "ts", worker = .tsPeers),
     (name = "loopback", network = (allow = ["local", "private"])),
   ],
   sockets = [
-    (name = "rust", address = "127.0.0.1:${ports.rust}", http = (), service = "rust"),
-    (name = "ts", address = "127.0.0.1:${ports.ts}", http = (), service = "ts"),
+${Object.entries(ports).map(([name, port]) => `    (name = "${name}", address = "127.0.0.1:${port}", http = (), service = "${name}"),`).join('\n')}
   ],
 );
-const rustWorker :Workerd.Worker = (
-  modules = [(name = "shim.js", esModule = embed "${rel(join(rustDir, 'shim.js'))}"), (name = "${wasm}", wasm = embed "${rel(join(rustDir, wasm))}")],
-  compatibilityDate = "2026-04-01", bindings = ${bindings}, globalOutbound = "loopback",
-);
-const tsWorker :Workerd.Worker = (
+${services.join('\n')}
+const tsPeers :Workerd.Worker = (
   modules = [(name = "index.js", esModule = embed "${rel(tsOut)}")],
-  compatibilityDate = "2026-04-01", compatibilityFlags = ["nodejs_compat"], bindings = ${bindings}, globalOutbound = "loopback",
+  compatibilityDate = "2026-04-01", compatibilityFlags = ["nodejs_compat"], bindings = ${text(vars)}, globalOutbound = "loopback",
 );
 `);
   const workerd = spawn(join(root, 'node_modules', '@cloudflare', 'workerd-linux-64', 'bin', 'workerd'), ['serve', configPath], { stdio: ['ignore', 'ignore', 'inherit'] });
-  try {
-    for (const port of Object.values(ports)) {
-      await waitFor(`workerd on ${port}`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 30_000);
-    }
-    const search = '?skills=react,typescript';
-    return [
-      ['PostgREST directly: POST /rpc/find_experts', await latency(`${status.postgrest_url}/rpc/find_experts`, {
-        method: 'POST', body: JSON.stringify({ skills: ['react', 'typescript'], duration_minutes: 60, page_size: 10 }),
-        headers: { authorization: `Bearer ${status.anon_key}`, apikey: status.anon_key },
-      })],
-      ['TypeScript worker (postgrest-js): GET /?skills=...', await latency(`http://127.0.0.1:${ports.ts}/${search}`)],
-      ['Rust find-experts worker: GET /?skills=...', await latency(`http://127.0.0.1:${ports.rust}/${search}`)],
-      ['PostgREST directly: GET /rpc/health', await latency(`${status.postgrest_url}/rpc/health`, { headers: { authorization: `Bearer ${status.anon_key}`, apikey: status.anon_key } })],
-      ['TypeScript worker: GET /health (GET /rpc/health)', await latency(`http://127.0.0.1:${ports.ts}/health`)],
-      ['Rust find-experts worker: GET /health (GET /rpc/health)', await latency(`http://127.0.0.1:${ports.rust}/health`)],
-    ];
-  } finally {
-    workerd.kill('SIGTERM');
-  }
+  const urls = Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, `http://127.0.0.1:${port}`]));
+  for (const name of names) await waitFor(`${name} under workerd`, async () => (await fetch(`${urls[name]}/health`)).ok, 30_000);
+  await waitFor('the TypeScript peers under workerd', async () => (await fetch(`${urls.ts}/find-experts/health`)).ok, 30_000);
+  return { urls, stop: () => workerd.kill('SIGTERM') };
+}
+
+// A client of the benchmark's own, with a token, and an instant-booking expert's free weekday
+// slot ten days ahead, which book-then-cancel frees again each time.
+function bookingFixture(status) {
+  const email = `bench-booker-${randomUUID()}@example.com`;
+  const [{ id }] = sqlRows(status.db_superuser_url, `insert into auth.users (id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+    values (gen_random_uuid(), 'authenticated', 'authenticated', '${email}', '{}', now(), now()) returning id`);
+  const [{ starts_at }] = sqlRows(status.db_superuser_url, `select ((d::date + time '10:00') at time zone 'Europe/London') as starts_at
+    from generate_series(current_date + 10, current_date + 20, interval '1 day') d where extract(isodow from d) < 6 limit 1`);
+  return { token: userToken({ id, email }, status.jwt_secret), body: { expert_id: '22222222-2222-4222-8222-222222222201', starts_at: new Date(starts_at).toISOString(), duration_minutes: 60 } };
 }
 
 async function reminderThroughput(status) {
@@ -112,28 +179,156 @@ async function reminderThroughput(status) {
     runs.push(await response.json());
   }
   const seconds = (Date.now() - started) / 1000;
-  const sent = runs.reduce((total, run) => total + run.sent, 0);
-  return { runs, seconds, sent };
+  return { runs, seconds, sent: runs.reduce((total, run) => total + run.sent, 0) };
 }
+
+// The searches compared: a popular pair of skills, with a rate ceiling, with a two-day window.
+function searches() {
+  const tuesday = new Date();
+  tuesday.setUTCDate(tuesday.getUTCDate() + ((9 - tuesday.getUTCDay()) % 7 || 7));
+  tuesday.setUTCHours(0, 0, 0, 0);
+  const windowFrom = tuesday.toISOString();
+  const windowTo = new Date(tuesday.getTime() + 2 * 86_400_000).toISOString();
+  return [
+    { label: 'skills only', sql: `array['react', 'typescript']`, rpc: { skills: ['react', 'typescript'] }, query: 'skills=react,typescript' },
+    { label: '+ rate ceiling 80.00', sql: `array['react', 'typescript'], max_rate_cents => 8000`, rpc: { skills: ['react', 'typescript'], max_rate_cents: 8000 },
+      query: 'skills=react,typescript&max_rate_cents=8000' },
+    { label: '+ 2-day window, 90 min', sql: `array['react', 'typescript'], window_from => '${windowFrom}', window_to => '${windowTo}', duration_minutes => 90`,
+      rpc: { skills: ['react', 'typescript'], window_from: windowFrom, window_to: windowTo, duration_minutes: 90 },
+      query: `skills=react,typescript&from=${encodeURIComponent(windowFrom)}&to=${encodeURIComponent(windowTo)}&duration_minutes=90` },
+  ];
+}
+
+const ms = (value) => value.toFixed(2).padStart(7);
+const row = (label, figures) => `  ${label.padEnd(44)} ${ms(figures.p50)} ${ms(figures.p95)} ${ms(figures.p99)}`;
 
 const native = execFileSync('cargo', ['bench', '--quiet', '-p', 'shared', '--bench', 'domain'], { cwd: root, encoding: 'utf8' });
 const { status, stop } = await startStack({ profile: 'bench' });
+let workerd;
 try {
-  const sizes = workerSizes();
-  const speed = await bareWorkerd(status);
+  // Before the sizes: their dry-run rewrites the build output, which makes wrangler dev reload.
   const reminders = await reminderThroughput(status);
-  const ms = (value) => value.toFixed(2).padStart(7);
-  console.log('\nWorker size (wrangler deploy --dry-run; goal: at most 200 KiB gzip)');
-  for (const { name, total, gzip } of sizes) console.log(`  ${name.padEnd(18)} ${total.toFixed(2).padStart(8)} KiB  gzip ${gzip.toFixed(2).padStart(7)} KiB`);
-  console.log(`\nLatency under bare workerd, one connection, ${REQUESTS} requests each (ms; goal: Rust no slower than TypeScript)`);
-  console.log(`  ${''.padEnd(58)}     p50     p90    mean`);
-  for (const [label, { p50, p90, mean }] of speed) console.log(`  ${label.padEnd(58)} ${ms(p50)} ${ms(p90)} ${ms(mean)}`);
+  const sizes = workerSizes();
+  workerd = await startWorkerd(status);
+  const { urls } = workerd;
+  const anon = { authorization: `Bearer ${status.anon_key}`, apikey: status.anon_key };
+
+  const bySize = [];
+  let loaded = 0;
+  for (const size of SIZES) {
+    const seconds = loadCatalogue(status, loaded + 1, size);
+    loaded = size;
+    const results = [];
+    for (const search of searches()) {
+      results.push({
+        label: search.label,
+        sql: inSql(status.db_url, search.sql),
+        postgrest: await latency(status.postgrest_url, () => ({ method: 'POST', path: '/rpc/find_experts', body: search.rpc, headers: anon })),
+        rust: await latency(urls['find-experts'], () => ({ path: `/?${search.query}` })),
+        ts: await latency(urls.ts, () => ({ path: `/find-experts/?${search.query}` })),
+      });
+    }
+    const booking = await bookAndCancel(urls['create-session'], urls['cancel-session'], bookingFixture(status));
+    bySize.push({ size, seconds, results, booking });
+  }
+
+  // Every function, Rust against its TypeScript peer, on the largest catalogue.
+  const fixture = bookingFixture(status);
+  const service = { authorization: `Bearer ${status.service_role_key}` };
+  const pairs = [];
+  const compare = async (label, rustBase, rustNext, tsNext) => {
+    const rust = await latency(rustBase, rustNext);
+    const ts = await latency(urls.ts, tsNext);
+    pairs.push({ label, rust, ts, ratio: rust.p50 / ts.p50 });
+  };
+  for (const name of functionNames()) await compare(`${name}: GET /health`, urls[name], () => ({ path: '/health' }), () => ({ path: `/${name}/health` }));
+  await compare('find-experts: GET / (skills)', urls['find-experts'], () => ({ path: '/?skills=react,typescript' }), () => ({ path: '/find-experts/?skills=react,typescript' }));
+  const confirm = { method: 'POST', body: { token: `${randomUUID()}.${'0'.repeat(64)}` }, expect: 400 };
+  await compare('auth-email-verify: POST /confirm (unknown token)', urls['auth-email-verify'], () => ({ ...confirm, path: '/confirm' }), () => ({ ...confirm, path: '/auth-email-verify/confirm' }));
+  // A new address and client address each time: no rate limit is reached, both answer at the 500 ms floor.
+  const reset = (path) => (i) => ({ method: 'POST', path, expect: 202, body: { email: `nobody-${i}-${randomUUID()}@example.com` }, headers: { 'cf-connecting-ip': `198.18.${Math.floor(i / 256) % 256}.${i % 256}` } });
+  await compare('password-reset: POST /request (no account)', urls['password-reset'], reset('/request'), reset('/password-reset/request'));
+  await compare('booking-reminders: POST /run (nothing due)', urls['booking-reminders'], () => ({ method: 'POST', path: '/run', headers: service }),
+    () => ({ method: 'POST', path: '/booking-reminders/run', headers: service }));
+  const rustBooking = await bookAndCancel(urls['create-session'], urls['cancel-session'], fixture);
+  const tsBooking = await bookAndCancel(`${urls.ts}/create-session`, `${urls.ts}/cancel-session`, fixture);
+  pairs.push({ label: 'create-session: POST / (book)', rust: rustBooking.book, ts: tsBooking.book, ratio: rustBooking.book.p50 / tsBooking.book.p50 });
+  pairs.push({ label: 'cancel-session: POST / (cancel)', rust: rustBooking.cancel, ts: tsBooking.cancel, ratio: rustBooking.cancel.p50 / tsBooking.cancel.p50 });
+
+  console.log(`\nWorker size (wrangler deploy --dry-run; target: at most ${SIZE_TARGET_KIB} KiB gzip)`);
+  for (const { name, total, gzip } of sizes) {
+    console.log(`  ${name.padEnd(18)} ${total.toFixed(2).padStart(8)} KiB  gzip ${gzip.toFixed(2).padStart(7)} KiB  ${check(gzip <= SIZE_TARGET_KIB, `${name} is ${gzip} KiB gzip`)}`);
+  }
+  for (const { size, seconds, results } of bySize) {
+    console.log(`\nfind-experts at ${size.toLocaleString('en')} experts (${(size * 10).toLocaleString('en')} sessions; loaded in ${seconds.toFixed(0)} s), ms     p50     p95     p99`);
+    for (const result of results) {
+      console.log(`  ${result.label}`);
+      console.log(row('    in SQL (find_experts, warm session)', result.sql));
+      console.log(row('    through PostgREST', result.postgrest));
+      console.log(row('    through the Rust worker (bare workerd)', result.rust));
+      console.log(row('    through the TypeScript peer (bare workerd)', result.ts));
+    }
+  }
+  const largest = bySize.at(-1);
+  const smallest = bySize[0];
+  console.log(`\nfind-experts targets (through PostgREST, p95)`);
+  for (const [index, result] of largest.results.entries()) {
+    const under = check(result.postgrest.p95 < SEARCH_P95_TARGET_MS, `${result.label}: p95 ${result.postgrest.p95.toFixed(1)} ms at ${largest.size}`);
+    const growth = result.postgrest.p95 / smallest.results[index].postgrest.p95;
+    const grows = check(growth <= GROWTH_TARGET, `${result.label}: grows ${growth.toFixed(2)}x from ${smallest.size} to ${largest.size}`);
+    console.log(`  ${result.label.padEnd(28)} ${ms(result.postgrest.p95)} ms at ${largest.size.toLocaleString('en')} (< ${SEARCH_P95_TARGET_MS}: ${under}), ${growth.toFixed(2)}x from ${smallest.size.toLocaleString('en')} (<= ${GROWTH_TARGET}x: ${grows})`);
+  }
+  console.log('\nBooking and cancelling through the Rust workers (bare workerd), ms      p50     p95     p99');
+  for (const { size, booking } of bySize) {
+    console.log(row(`  book at ${size.toLocaleString('en')} experts`, booking.book));
+    console.log(row(`  cancel at ${size.toLocaleString('en')} experts`, booking.cancel));
+  }
+  console.log(`\nEvery function: Rust worker against its TypeScript peer, same PostgREST requests, ${largest.size.toLocaleString('en')} experts (p50 ms; target: at most 1.0x)`);
+  console.log(`  ${''.padEnd(52)}    Rust      TS   ratio`);
+  for (const { label, rust, ts, ratio } of pairs) {
+    console.log(`  ${label.padEnd(52)} ${ms(rust.p50)} ${ms(ts.p50)}  ${ratio.toFixed(2)}x ${check(ratio <= 1.0, `${label}: Rust at ${ratio.toFixed(2)}x TypeScript`)}`);
+  }
   console.log('\nbooking-reminders through wrangler dev: a backlog of 5,000 due reminders');
   console.log(`  runs: ${reminders.runs.length}, sent per run: ${reminders.runs.map((run) => run.sent).join(' + ')} = ${reminders.sent}`);
   console.log(`  subrequests per run: ${reminders.runs.map((run) => run.subrequests).join(', ')} (budget 40)`);
   console.log(`  ${reminders.seconds.toFixed(1)} s in all: ${(reminders.sent / reminders.seconds).toFixed(0)} reminders per second`);
-  console.log('\nThe shared crate natively (cargo bench -p shared; goal: HS256 verification under 20 µs)');
+  console.log('\nThe shared crate natively (cargo bench -p shared; target: HS256 verification under 20 µs)');
   console.log(native.trim().split('\n').map((line) => `  ${line}`).join('\n'));
+  console.log(missed.length ? `\nTargets missed (${missed.length}):\n${missed.map((what) => `  - ${what}`).join('\n')}` : '\nEvery target met.');
 } finally {
+  workerd?.stop();
   await stop();
+}
+
+// Book with one worker, cancel with the other, on the same slot, again and again: the latency of each.
+async function bookAndCancel(bookBase, cancelBase, fixture) {
+  const book = [];
+  const cancelled = [];
+  const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })];
+  const send = (base, agent, body) => new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const started = process.hrtime.bigint();
+    const req = request(`${base}/`, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${fixture.token}` } }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        if (res.statusCode >= 300) reject(new Error(`${base} answered ${res.statusCode}: ${text.slice(0, 300)}`));
+        else resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, json: JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+  const rounds = Math.max(20, Math.floor(REQUESTS / 4));
+  for (let i = 0; i < rounds + 5; i += 1) {
+    const booked = await send(bookBase, agents[0], fixture.body);
+    const undone = await send(cancelBase, agents[1], { session_id: booked.json.session.id });
+    if (i >= 5) {
+      book.push(booked.ms);
+      cancelled.push(undone.ms);
+    }
+  }
+  agents.forEach((agent) => agent.destroy());
+  return { book: percentiles(book), cancel: percentiles(cancelled) };
 }

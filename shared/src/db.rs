@@ -7,6 +7,7 @@
 //! database records in audit rows as a fact of the request it received.
 
 use crate::error::ApiError;
+#[cfg(feature = "worker")]
 use postgrest::{Builder, Postgrest};
 #[cfg(feature = "worker")]
 use serde::de::DeserializeOwned;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use serde::Deserialize;
 use serde_json::Value;
 
+#[cfg(feature = "worker")]
 pub struct Db {
     client: Postgrest,
     with_user_jwt: bool,
@@ -33,6 +35,7 @@ pub struct PostgrestError {
     pub hint: Option<String>,
 }
 
+#[cfg(feature = "worker")]
 impl Db {
     /// Acts as the caller: RLS applies to what their token allows.
     pub fn as_caller(url: &str, anon_key: &str, jwt: &str, request_id: &str) -> Self {
@@ -57,7 +60,6 @@ impl Db {
     }
 
     /// Calls `POST /rpc/<function>` with named arguments and decodes the result.
-    #[cfg(feature = "worker")]
     pub async fn rpc<T: DeserializeOwned>(&self, function: &str, args: &impl Serialize) -> Result<T, ApiError> {
         let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
         self.run(self.client.rpc(function, body)).await
@@ -66,7 +68,6 @@ impl Db {
     /// Sends a request built with [`Db::from`] (or [`Db::rpc`]) and decodes the JSON answer.
     /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
     /// quicker in a worker than the reqwest transport under postgrest-rs.
-    #[cfg(feature = "worker")]
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
         let request = builder.build().build().map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
         let (status, text) = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
