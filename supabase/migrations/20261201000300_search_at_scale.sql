@@ -310,7 +310,11 @@ begin
     from pg_catalog.jsonb_array_elements(found_experts) with ordinality as t (item, position);
   end if;
 
-  return pg_catalog.jsonb_build_object('experts', found_experts, 'match_request_id', request_id);
+  -- The whole answer of find-experts, so that the worker passes it on without reading it; the
+  -- cursor is the page's last score and id, hex of "score|id".
+  return pg_catalog.jsonb_build_object('experts', found_experts, 'match_request_id', request_id,
+    'next_cursor', case when cardinality(top) = page_size
+                        then pg_catalog.encode(pg_catalog.convert_to(top[page_size].score::text || '|' || top[page_size].expert_id::text, 'UTF8'), 'hex') end);
 end
 $$;
 comment on function public.find_experts is 'Ranks active experts for a search with a threshold walk over per-skill lists (see this migration); records authenticated searches.';

@@ -1,8 +1,8 @@
-//! find-experts: ranks experts for a search. Public; an authenticated search is recorded.
+//! find-experts: ranks experts for a search. Public; an authenticated search is recorded. The
+//! ranking, filtering and paging all happen in the database function `find_experts`.
 
-use serde_json::{json, Value};
-use shared::edge::{self, json_reply, Call, Reply, Route, Service};
-use shared::search::{Cursor, Search, SearchRequest};
+use shared::edge::{self, Call, Reply, Route, Service};
+use shared::search::{Search, SearchRequest};
 use shared::validate::Violations;
 use shared::ApiError;
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -37,16 +37,15 @@ async fn search(call: Call, search: Search) -> Reply {
     // Verified here so that a bad token is a 401, not an anonymous search.
     call.caller().await?;
     let token = call.bearer_token();
-    let found: Value = call.db_as(token.as_deref()).rpc("find_experts", &search.rpc_args()).await?;
-    let experts = found["experts"].as_array().cloned().unwrap_or_default();
-    let next_cursor = (experts.len() == usize::from(search.limit.get()))
-        .then(|| experts.last())
-        .flatten()
-        .and_then(|last| Some(Cursor { score: last["score"].to_string(), expert_id: last["expert_id"].as_str()?.parse().ok()? }.encode()));
-    let mut response = json_reply(200, &json!({ "experts": experts, "next_cursor": next_cursor, "match_request_id": found["match_request_id"] }))?;
+    // The database's answer is the whole response (experts, cursor, the recorded search's id):
+    // streamed through, never read into the worker.
+    let body = call.db_as(token.as_deref()).rpc_stream("find_experts", &search.rpc_args()).await?;
+    let mut response = Response::from_body(body).map_err(|_| ApiError::internal())?;
+    let headers = response.headers_mut();
+    let _ = headers.set("content-type", "application/json");
     if token.is_none() {
         // Anonymous results are the same for everyone: let browsers and the edge cache them briefly.
-        let _ = response.headers_mut().set("cache-control", "public, max-age=30");
+        let _ = headers.set("cache-control", "public, max-age=30");
     }
     Ok(response)
 }

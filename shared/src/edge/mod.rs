@@ -275,15 +275,10 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Service) -> worker::Result<Response> {
     let started = Date::now().as_millis();
     let method = req.method();
-    let path = req.path();
-    let origin = req.headers().get("origin").ok().flatten();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .ok()
-        .flatten()
-        .filter(|id| is_safe_request_id(id))
-        .unwrap_or_else(next_request_id);
+    let path = path_of(&req.inner().url()).to_owned();
+    let headers = req.headers();
+    let origin = headers.get("origin").ok().flatten();
+    let request_id = headers.get("x-request-id").ok().flatten().filter(|id| is_safe_request_id(id)).unwrap_or_else(next_request_id);
 
     let config = cached_config(&env);
     let allowed_origins = config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
@@ -308,16 +303,36 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
         Err(error) => error_response(&error)?,
     };
     let response = decorate(response, &request_id, allowed_origins.allow(origin.as_deref()))?;
-    log_line(&json!({
-        "level": "info",
-        "function": service.name,
-        "request_id": request_id,
-        "method": method.to_string(),
-        "path": path,
-        "status": status,
-        "duration_ms": Date::now().as_millis().saturating_sub(started),
-    }));
+    #[derive(Serialize)]
+    struct Served<'a> {
+        level: &'static str,
+        function: &'static str,
+        request_id: &'a str,
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+        duration_ms: u64,
+    }
+    let line = Served {
+        level: "info",
+        function: service.name,
+        request_id: &request_id,
+        method: method.as_ref(),
+        path: &path,
+        status,
+        duration_ms: Date::now().as_millis().saturating_sub(started),
+    };
+    if let Ok(line) = serde_json::to_string(&line) {
+        console_log!("{line}");
+    }
     Ok(response)
+}
+
+/// The path of a request URL, without parsing it into a `Url`: `https://host/a/b?q` -> `/a/b`.
+fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
+    let path = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
+    path.split(['?', '#']).next().unwrap_or("/")
 }
 
 async fn route(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {

@@ -9,7 +9,7 @@ use crate::outbox::{BatchAnswer, Outcome, RoomWork, WebhookWork};
 use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{AbortSignal, Date, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortSignal, Date, Fetch, Headers, Method, Request, RequestInit, Response};
 
 /// How long an endpoint has to answer a webhook.
 const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
@@ -24,6 +24,11 @@ fn excerpt(text: &str) -> String {
 }
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<String>, signal: Option<&AbortSignal>) -> Result<Answer, String> {
+    let mut response = fetch(method, url, headers, body, signal).await?;
+    Ok(Answer { status: response.status_code(), text: response.text().await.unwrap_or_default() })
+}
+
+async fn fetch(method: Method, url: &str, headers: &[(&str, &str)], body: Option<String>, signal: Option<&AbortSignal>) -> Result<Response, String> {
     let request_headers = Headers::new();
     for (name, value) in headers {
         request_headers.set(name, value).map_err(|error| error.to_string())?;
@@ -35,24 +40,22 @@ async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<
     }
     let request = Request::new_with_init(url, &init).map_err(|error| error.to_string())?;
     let fetch = Fetch::Request(request);
-    let mut response = match signal {
+    match signal {
         Some(signal) => fetch.send_with_signal(signal).await,
         None => fetch.send().await,
     }
-    .map_err(|error| format!("{url}: {error}"))?;
-    Ok(Answer { status: response.status_code(), text: response.text().await.unwrap_or_default() })
+    .map_err(|error| format!("{url}: {error}"))
 }
 
 /// Sends a request some builder made (postgrest-rs's, for PostgREST) through the Workers fetch
-/// API: its status and body.
-pub async fn send_built(request: &reqwest::Request) -> Result<(u16, String), String> {
+/// API: the answer, its body still a stream.
+pub async fn send_built(request: &reqwest::Request) -> Result<Response, String> {
     let headers: Vec<(&str, &str)> =
         request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
     let method = Method::from(request.method().as_str().to_owned());
     // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
     let body = request.body().and_then(|body| body.as_bytes()).filter(|bytes| !bytes.is_empty()).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
-    let answer = send(method, request.url().as_str(), &headers, body, None).await?;
-    Ok((answer.status, answer.text))
+    fetch(method, request.url().as_str(), &headers, body, None).await
 }
 
 pub struct Resend {
