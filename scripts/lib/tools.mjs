@@ -49,6 +49,9 @@ function ensureDebianPackages() {
 function ensureRustTools() {
   const targets = has('rustup', ['target', 'list', '--installed']) ?? '';
   if (!targets.split('\n').includes('wasm32-unknown-unknown')) run('rustup', ['target', 'add', 'wasm32-unknown-unknown']);
+  const components = has('rustup', ['component', 'list', '--installed']) ?? '';
+  const missing = ['rustfmt', 'clippy'].filter((name) => !components.split('\n').some((line) => line.startsWith(`${name}-`)));
+  if (missing.length) run('rustup', ['component', 'add', ...missing]);
   if (!(has('worker-build') ?? '').includes(WORKER_BUILD_VERSION)) {
     run('cargo', ['install', 'worker-build', '--version', WORKER_BUILD_VERSION, '--locked']);
   }

@@ -43,9 +43,12 @@ fn main() {
     let rate = MinorUnits::parse(15_000).unwrap();
     let duration = DurationMinutes::parse(75).unwrap();
     let currency = Currency::parse("USD").unwrap();
-    measure("pricing (Price::quote)", 1_000_000, || Price::quote(black_box(rate), duration, CommissionBps::DEFAULT, currency));
+    measure("pricing (Price::quote)", 1_000_000, || {
+        Price::quote(black_box(rate), duration, CommissionBps::DEFAULT, currency)
+    });
 
-    let charge = Charge { amount_cents: 18_750, platform_fee_cents: 1_875, expert_payout_cents: 16_875, captured: true };
+    let charge =
+        Charge { amount_cents: 18_750, platform_fee_cents: 1_875, expert_payout_cents: 16_875, captured: true };
     let start = parse_instant("2030-06-10T12:00:00Z").unwrap();
     let now = parse_instant("2030-06-09T20:00:00Z").unwrap();
     measure("refund decision", 1_000_000, || refund(black_box(charge), start, Side::Client, now));
@@ -55,5 +58,7 @@ fn main() {
     let token = vectors["tokens"]["hs256_user"].as_str().unwrap();
     let clock = chrono::DateTime::from_timestamp(vectors["now"].as_i64().unwrap(), 0).unwrap();
     assert!(block_on(verifier.verify(token, clock, &NoAsymmetricKeys)).is_ok());
-    measure("HS256 JWT verification", 100_000, || block_on(verifier.verify(black_box(token), clock, &NoAsymmetricKeys)));
+    measure("HS256 JWT verification", 100_000, || {
+        block_on(verifier.verify(black_box(token), clock, &NoAsymmetricKeys))
+    });
 }

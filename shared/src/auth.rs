@@ -140,17 +140,25 @@ impl Verifier {
         Ok(self)
     }
 
-    pub async fn verify(&self, token: &str, now: DateTime<Utc>, check: &impl SignatureCheck) -> Result<Caller, AuthError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        check: &impl SignatureCheck,
+    ) -> Result<Caller, AuthError> {
         let untrusted = UntrustedToken::new(token).map_err(|_| AuthError::Malformed)?;
         let algorithm = untrusted.algorithm().to_owned();
         let claims: Claims<SupabaseClaims> = match algorithm.as_str() {
             "HS256" => {
                 let key = self.hs256.as_ref().ok_or(AuthError::UnknownKey)?;
-                let token = Hs256.validator::<SupabaseClaims>(key).validate(&untrusted).map_err(|error| match error {
-                    ValidationError::InvalidSignature | ValidationError::MalformedSignature(_) => AuthError::BadSignature,
-                    ValidationError::AlgorithmMismatch { .. } => AuthError::UnsupportedAlgorithm(algorithm.clone()),
-                    _ => AuthError::Malformed,
-                })?;
+                let token =
+                    Hs256.validator::<SupabaseClaims>(key).validate(&untrusted).map_err(|error| match error {
+                        ValidationError::InvalidSignature | ValidationError::MalformedSignature(_) => {
+                            AuthError::BadSignature
+                        }
+                        ValidationError::AlgorithmMismatch { .. } => AuthError::UnsupportedAlgorithm(algorithm.clone()),
+                        _ => AuthError::Malformed,
+                    })?;
                 token.into_parts().1
             }
             "ES256" | "RS256" => {
@@ -199,7 +207,8 @@ impl Verifier {
                 if !audience_ok {
                     return Err(AuthError::WrongAudience);
                 }
-                let id = custom.sub.as_deref().and_then(|sub| Uuid::try_parse(sub).ok()).ok_or(AuthError::MissingSubject)?;
+                let id =
+                    custom.sub.as_deref().and_then(|sub| Uuid::try_parse(sub).ok()).ok_or(AuthError::MissingSubject)?;
                 Ok(Caller::User { id, email: custom.email.clone() })
             }
             other => Err(AuthError::UnknownRole(other.unwrap_or("(none)").to_owned())),
@@ -230,14 +239,18 @@ mod tests {
             use jwt_compact::{Algorithm, AlgorithmSignature};
             let Ok(jwk) = serde_json::from_value::<JsonWebKey<'_>>(key.jwk.clone()) else { return false };
             match key.alg {
-                Asymmetric::Es256 => match (p256::ecdsa::VerifyingKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
-                    (Ok(public), Ok(signature)) => Es256.verify_signature(&signature, &public, message),
-                    _ => false,
-                },
-                Asymmetric::Rs256 => match (RsaPublicKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
-                    (Ok(public), Ok(signature)) => Rsa::rs256().verify_signature(&signature, &public, message),
-                    _ => false,
-                },
+                Asymmetric::Es256 => {
+                    match (p256::ecdsa::VerifyingKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
+                        (Ok(public), Ok(signature)) => Es256.verify_signature(&signature, &public, message),
+                        _ => false,
+                    }
+                }
+                Asymmetric::Rs256 => {
+                    match (RsaPublicKey::try_from(&jwk), AlgorithmSignature::try_from_slice(signature)) {
+                        (Ok(public), Ok(signature)) => Rsa::rs256().verify_signature(&signature, &public, message),
+                        _ => false,
+                    }
+                }
             }
         }
     }
@@ -260,7 +273,10 @@ mod tests {
     }
 
     fn casey() -> Caller {
-        Caller::User { id: Uuid::parse_str("11111111-1111-4111-8111-111111111111").unwrap(), email: Some("casey@example.com".into()) }
+        Caller::User {
+            id: Uuid::parse_str("11111111-1111-4111-8111-111111111111").unwrap(),
+            email: Some("casey@example.com".into()),
+        }
     }
 
     #[test]
@@ -319,7 +335,10 @@ mod tests {
     fn without_an_hs256_secret_hs256_tokens_are_refused() {
         let vectors = vectors();
         let verifier = Verifier::new(None).with_jwks(&vectors["jwks"].to_string()).unwrap();
-        assert_eq!(block_on(verifier.verify(vectors["tokens"]["hs256_user"].as_str().unwrap(), now(&vectors), &NativeCheck)), Err(AuthError::UnknownKey));
+        assert_eq!(
+            block_on(verifier.verify(vectors["tokens"]["hs256_user"].as_str().unwrap(), now(&vectors), &NativeCheck)),
+            Err(AuthError::UnknownKey)
+        );
     }
 
     #[test]
@@ -330,6 +349,9 @@ mod tests {
     #[test]
     fn an_auth_error_is_a_401_naming_the_problem() {
         let error = ApiError::from(AuthError::Expired);
-        assert_eq!((error.status, error.code.as_ref(), error.message.as_str()), (401, "unauthorized", "The token has expired."));
+        assert_eq!(
+            (error.status, error.code.as_ref(), error.message.as_str()),
+            (401, "unauthorized", "The token has expired.")
+        );
     }
 }

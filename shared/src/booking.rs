@@ -57,8 +57,12 @@ pub const MAX_NOTES_CHARS: usize = 2000;
 impl Booking {
     pub fn parse(request: BookingRequest, now: DateTime<Utc>, window: BookingWindow) -> Result<Self, ApiError> {
         let mut violations = Violations::new();
-        let expert_id = violations.require("expert_id", request.expert_id).and_then(|id| violations.check("expert_id", parse_uuid(&id)));
-        let starts_at = violations.require("starts_at", request.starts_at).and_then(|text| violations.check("starts_at", StartTime::parse(&text)));
+        let expert_id = violations
+            .require("expert_id", request.expert_id)
+            .and_then(|id| violations.check("expert_id", parse_uuid(&id)));
+        let starts_at = violations
+            .require("starts_at", request.starts_at)
+            .and_then(|text| violations.check("starts_at", StartTime::parse(&text)));
         let duration = violations
             .require("duration_minutes", request.duration_minutes)
             .and_then(|minutes| violations.check("duration_minutes", DurationMinutes::parse(minutes)));
@@ -67,13 +71,23 @@ impl Booking {
             violations.add("notes", Rule::new("too_long", format!("Notes are at most {MAX_NOTES_CHARS} characters.")));
         }
         if request.expected_amount_cents.is_some_and(|amount| amount <= 0) {
-            violations.add("expected_amount_cents", Rule::new("positive", "An amount is a positive whole number of minor units (cents)."));
+            violations.add(
+                "expected_amount_cents",
+                Rule::new("positive", "An amount is a positive whole number of minor units (cents)."),
+            );
         }
         violations.finish()?;
         match (expert_id, starts_at, duration) {
             (Some(expert_id), Some(starts_at), Some(duration)) => {
-                let starts_at = starts_at.within(now, window).map_err(|rule| ApiError::conflict(rule.name, rule.message))?;
-                Ok(Self { expert_id, starts_at: starts_at.get(), duration, notes, expected_amount_cents: request.expected_amount_cents })
+                let starts_at =
+                    starts_at.within(now, window).map_err(|rule| ApiError::conflict(rule.name, rule.message))?;
+                Ok(Self {
+                    expert_id,
+                    starts_at: starts_at.get(),
+                    duration,
+                    notes,
+                    expected_amount_cents: request.expected_amount_cents,
+                })
             }
             _ => Err(ApiError::internal()),
         }
@@ -103,10 +117,13 @@ pub const MAX_REASON_CHARS: usize = 1000;
 impl Cancellation {
     pub fn parse(request: CancelRequest) -> Result<Self, ApiError> {
         let mut violations = Violations::new();
-        let session_id = violations.require("session_id", request.session_id).and_then(|id| violations.check("session_id", parse_uuid(&id)));
+        let session_id = violations
+            .require("session_id", request.session_id)
+            .and_then(|id| violations.check("session_id", parse_uuid(&id)));
         let reason = request.reason.unwrap_or_default().trim().to_owned();
         if reason.chars().count() > MAX_REASON_CHARS {
-            violations.add("reason", Rule::new("too_long", format!("A reason is at most {MAX_REASON_CHARS} characters.")));
+            violations
+                .add("reason", Rule::new("too_long", format!("A reason is at most {MAX_REASON_CHARS} characters.")));
         }
         violations.finish()?;
         session_id.map(|session_id| Self { session_id, reason }).ok_or_else(ApiError::internal)
@@ -123,12 +140,23 @@ mod tests {
     }
 
     fn request(expert_id: &str, starts_at: &str, duration: i64) -> BookingRequest {
-        BookingRequest { expert_id: Some(expert_id.into()), starts_at: Some(starts_at.into()), duration_minutes: Some(duration), notes: None, expected_amount_cents: None }
+        BookingRequest {
+            expert_id: Some(expert_id.into()),
+            starts_at: Some(starts_at.into()),
+            duration_minutes: Some(duration),
+            notes: None,
+            expected_amount_cents: None,
+        }
     }
 
     #[test]
     fn a_valid_booking_parses_into_domain_types() {
-        let booking = Booking::parse(request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-01-02T15:00:00Z", 90), now(), BookingWindow::default()).unwrap();
+        let booking = Booking::parse(
+            request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-01-02T15:00:00Z", 90),
+            now(),
+            BookingWindow::default(),
+        )
+        .unwrap();
         assert_eq!(booking.duration.get(), 90);
         assert_eq!(booking.ends_at(), parse_instant("2030-01-02T16:30:00Z").unwrap());
     }
@@ -136,26 +164,67 @@ mod tests {
     #[test]
     fn every_bad_field_of_a_booking_is_named_at_once() {
         let error = Booking::parse(
-            BookingRequest { expert_id: Some("x".into()), starts_at: Some("2030-01-01T10:30:30Z".into()), duration_minutes: Some(50), notes: Some("n".repeat(2001)), expected_amount_cents: Some(0) },
+            BookingRequest {
+                expert_id: Some("x".into()),
+                starts_at: Some("2030-01-01T10:30:30Z".into()),
+                duration_minutes: Some(50),
+                notes: Some("n".repeat(2001)),
+                expected_amount_cents: Some(0),
+            },
             now(),
             BookingWindow::default(),
         )
         .unwrap_err();
-        let fields: Vec<(&str, &str)> = error.details["fields"].as_array().unwrap().iter().map(|f| (f["field"].as_str().unwrap(), f["rule"].as_str().unwrap())).collect();
-        assert_eq!(fields, [("expert_id", "uuid"), ("starts_at", "whole_minute"), ("duration_minutes", "range"), ("notes", "too_long"), ("expected_amount_cents", "positive")]);
+        let fields: Vec<(&str, &str)> = error.details["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("expert_id", "uuid"),
+                ("starts_at", "whole_minute"),
+                ("duration_minutes", "range"),
+                ("notes", "too_long"),
+                ("expected_amount_cents", "positive")
+            ]
+        );
     }
 
     #[test]
     fn a_start_outside_the_booking_window_is_a_conflict_naming_the_reason() {
-        let error = Booking::parse(request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-01-01T10:30:00Z", 60), now(), BookingWindow::default()).unwrap_err();
+        let error = Booking::parse(
+            request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-01-01T10:30:00Z", 60),
+            now(),
+            BookingWindow::default(),
+        )
+        .unwrap_err();
         assert_eq!((error.status, error.code.as_ref()), (409, "too_soon"));
-        let error = Booking::parse(request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-06-01T10:00:00Z", 60), now(), BookingWindow::default()).unwrap_err();
+        let error = Booking::parse(
+            request("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2030-06-01T10:00:00Z", 60),
+            now(),
+            BookingWindow::default(),
+        )
+        .unwrap_err();
         assert_eq!((error.status, error.code.as_ref()), (409, "too_far"));
     }
 
     #[test]
     fn missing_fields_are_required() {
-        let error = Booking::parse(BookingRequest { expert_id: None, starts_at: None, duration_minutes: None, notes: None, expected_amount_cents: None }, now(), BookingWindow::default()).unwrap_err();
+        let error = Booking::parse(
+            BookingRequest {
+                expert_id: None,
+                starts_at: None,
+                duration_minutes: None,
+                notes: None,
+                expected_amount_cents: None,
+            },
+            now(),
+            BookingWindow::default(),
+        )
+        .unwrap_err();
         assert_eq!(error.details["fields"].as_array().unwrap().len(), 3);
         assert!(error.details["fields"].as_array().unwrap().iter().all(|f| f["rule"] == "required"));
     }
@@ -168,8 +237,13 @@ mod tests {
 
     #[test]
     fn a_cancellation_needs_a_session_id_and_a_short_reason() {
-        assert!(Cancellation::parse(CancelRequest { session_id: Some("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f".into()), reason: Some(" sick ".into()) }).is_ok_and(|c| c.reason == "sick"));
-        let error = Cancellation::parse(CancelRequest { session_id: None, reason: Some("r".repeat(1001)) }).unwrap_err();
+        assert!(Cancellation::parse(CancelRequest {
+            session_id: Some("2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f".into()),
+            reason: Some(" sick ".into())
+        })
+        .is_ok_and(|c| c.reason == "sick"));
+        let error =
+            Cancellation::parse(CancelRequest { session_id: None, reason: Some("r".repeat(1001)) }).unwrap_err();
         assert_eq!(error.details["fields"].as_array().unwrap().len(), 2);
     }
 }

@@ -181,8 +181,15 @@ mod tests {
     fn an_invitation_has_the_fields_calendar_clients_need() {
         let ics = invite(Method::Request, EventStatus::Confirmed, 1).to_ics();
         for line in [
-            "BEGIN:VCALENDAR\r\n", "VERSION:2.0\r\n", "METHOD:REQUEST\r\n", "UID:session-55555555-5555-4555-8555-555555555503@call-an-expert.com\r\n",
-            "SEQUENCE:1\r\n", "DTSTART:20300107T100000Z\r\n", "DTEND:20300107T113000Z\r\n", "DTSTAMP:20300101T090000Z\r\n", "STATUS:CONFIRMED\r\n",
+            "BEGIN:VCALENDAR\r\n",
+            "VERSION:2.0\r\n",
+            "METHOD:REQUEST\r\n",
+            "UID:session-55555555-5555-4555-8555-555555555503@call-an-expert.com\r\n",
+            "SEQUENCE:1\r\n",
+            "DTSTART:20300107T100000Z\r\n",
+            "DTEND:20300107T113000Z\r\n",
+            "DTSTAMP:20300101T090000Z\r\n",
+            "STATUS:CONFIRMED\r\n",
             "END:VEVENT\r\nEND:VCALENDAR\r\n",
         ] {
             assert!(ics.contains(line), "{line:?} in\n{ics}");
@@ -203,7 +210,9 @@ mod tests {
         let cancel = invite(Method::Cancel, EventStatus::Cancelled, 2);
         assert_eq!(request.uid(), cancel.uid());
         let ics = cancel.to_ics();
-        assert!(ics.contains("METHOD:CANCEL\r\n") && ics.contains("STATUS:CANCELLED\r\n") && ics.contains("SEQUENCE:2\r\n"));
+        assert!(
+            ics.contains("METHOD:CANCEL\r\n") && ics.contains("STATUS:CANCELLED\r\n") && ics.contains("SEQUENCE:2\r\n")
+        );
         assert_eq!(cancel.content_type(), "text/calendar; charset=utf-8; method=CANCEL");
     }
 

@@ -11,9 +11,9 @@ use crate::error::ApiError;
 use postgrest::{Builder, Postgrest};
 #[cfg(feature = "worker")]
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 #[cfg(feature = "worker")]
 use serde::Serialize;
-use serde::Deserialize;
 use serde_json::Value;
 
 #[cfg(feature = "worker")]
@@ -72,7 +72,8 @@ impl Db {
         let mut response = self.send(builder).await?;
         let text = response.text().await.map_err(|_| unavailable())?;
         let text = if text.is_empty() { "null" } else { text.as_str() };
-        serde_json::from_str(text).map_err(|error| ApiError::internal().because(format!("unexpected PostgREST answer: {error}")))
+        serde_json::from_str(text)
+            .map_err(|error| ApiError::internal().because(format!("unexpected PostgREST answer: {error}")))
     }
 
     /// Calls `POST /rpc/<function>` and hands back its JSON answer as a stream, never read into
@@ -84,7 +85,10 @@ impl Db {
 
     /// The answer to a request, or the error PostgREST's error body says.
     async fn send(&self, builder: Builder) -> Result<worker::Response, ApiError> {
-        let request = builder.build().build().map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
+        let request = builder
+            .build()
+            .build()
+            .map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
         let mut response = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
         let status = response.status_code();
         if status >= 300 {
@@ -96,8 +100,11 @@ impl Db {
 }
 
 fn unavailable() -> ApiError {
-    ApiError::unavailable("database_unavailable", "The database cannot be reached right now; nothing was changed. Try again shortly.")
-        .with_retry_after(5)
+    ApiError::unavailable(
+        "database_unavailable",
+        "The database cannot be reached right now; nothing was changed. Try again shortly.",
+    )
+    .with_retry_after(5)
 }
 
 /// Maps a PostgREST error to the crate's error. Our SQL functions raise business errors with
@@ -124,10 +131,19 @@ pub fn translate(status: u16, body: &str, with_user_jwt: bool) -> ApiError {
         (_, "23505") => ApiError::conflict("duplicate", "That already exists."),
         (_, "23P01") => ApiError::conflict("overlap", "That time overlaps another active session."),
         (_, "23503") => ApiError::conflict("missing_reference", "A referenced record does not exist."),
-        (_, "23514") => ApiError::bad_request("constraint_violated", if message.is_empty() { "A value breaks a rule of the data.".into() } else { message }),
+        (_, "23514") => ApiError::bad_request(
+            "constraint_violated",
+            if message.is_empty() { "A value breaks a rule of the data.".into() } else { message },
+        ),
         // Two transactions racing for the same rows: the loser may simply try again.
-        (_, "40P01" | "40001") => ApiError::conflict("concurrent_update", "Another request changed the same data at the same time; try again.").with_retry_after(1),
-        (_, "42501") if with_user_jwt => ApiError::forbidden(if message.is_empty() { "Not allowed.".into() } else { message }),
+        (_, "40P01" | "40001") => ApiError::conflict(
+            "concurrent_update",
+            "Another request changed the same data at the same time; try again.",
+        )
+        .with_retry_after(1),
+        (_, "42501") if with_user_jwt => {
+            ApiError::forbidden(if message.is_empty() { "Not allowed.".into() } else { message })
+        }
         (_, "PGRST301" | "PGRST302") => ApiError::unauthorized("The token was not accepted by the database."),
         (_, "PGRST116") => ApiError::not_found("No such record."),
         _ => ApiError::internal().because(format!("PostgREST {status} {code}: {message}")),
@@ -143,7 +159,10 @@ mod tests {
     fn a_raised_business_error_keeps_its_status_code_message_and_details() {
         let body = r#"{"code":"PT409","details":"{\"amount_cents\": 16000}","hint":"price_changed","message":"The expert's rate changed since the quote."}"#;
         let error = translate(409, body, true);
-        assert_eq!((error.status, error.code.as_ref(), error.message.as_str()), (409, "price_changed", "The expert's rate changed since the quote."));
+        assert_eq!(
+            (error.status, error.code.as_ref(), error.message.as_str()),
+            (409, "price_changed", "The expert's rate changed since the quote.")
+        );
         assert_eq!(error.details["amount_cents"], 16000);
     }
 

@@ -30,7 +30,8 @@ pub struct Attachment {
 impl Message {
     /// The body of Resend's `POST /emails` (and of each item of `POST /emails/batch`).
     pub fn to_resend(&self, from: &str) -> Value {
-        let mut body = json!({ "from": from, "to": [self.to], "subject": self.subject, "text": self.text, "html": self.html });
+        let mut body =
+            json!({ "from": from, "to": [self.to], "subject": self.subject, "text": self.text, "html": self.html });
         if !self.attachments.is_empty() {
             body["attachments"] = self
                 .attachments
@@ -76,7 +77,8 @@ pub struct Draft<'a> {
 
 impl Draft<'_> {
     pub fn render(self) -> Message {
-        let greeting = if self.greeting_name.is_empty() { "Hello,".to_owned() } else { format!("Hello {},", self.greeting_name) };
+        let greeting =
+            if self.greeting_name.is_empty() { "Hello,".to_owned() } else { format!("Hello {},", self.greeting_name) };
         let mut text = format!("{greeting}\n\n");
         let mut html = format!(
             "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\"><p>{}</p>",
@@ -182,12 +184,20 @@ impl SessionContacts {
 
     fn draft<'a>(&'a self, to: Side, subject: String, paragraphs: Vec<String>) -> Draft<'a> {
         let person = self.side(to);
-        Draft { to: &person.email, subject, greeting_name: &person.name, paragraphs, action: self.room_url.as_deref().map(|url| ("Join the call", url)) }
+        Draft {
+            to: &person.email,
+            subject,
+            greeting_name: &person.name,
+            paragraphs,
+            action: self.room_url.as_deref().map(|url| ("Join the call", url)),
+        }
     }
 
     fn price_line(&self, to: Side) -> String {
         match to {
-            Side::Client => format!("Price: {} (platform fee included).", format_money(self.amount_cents, &self.currency)),
+            Side::Client => {
+                format!("Price: {} (platform fee included).", format_money(self.amount_cents, &self.currency))
+            }
             Side::Expert => format!("Your payout: {}.", format_money(self.expert_payout_cents, &self.currency)),
         }
     }
@@ -197,7 +207,8 @@ impl SessionContacts {
         let other = &self.side(to.other()).name;
         let person = self.side(to);
         let summary = format!("Call-an-Expert session with {other}");
-        let description = calendar::describe(other, self.duration_minutes, &person.starts_local, self.room_url.as_deref());
+        let description =
+            calendar::describe(other, self.duration_minutes, &person.starts_local, self.room_url.as_deref());
         let session_id = self.session_id.to_string();
         let invite = Invite {
             session_id: &session_id,
@@ -304,9 +315,11 @@ impl SessionContacts {
         let other = &self.side(to.other()).name;
         let when = &self.side(to).starts_local;
         let lead = if kind == "1h" { "in one hour" } else { "tomorrow" };
-        self.draft(to, format!("Reminder: session with {other} {lead}"), vec![
-            format!("Your session with {other} starts {lead}: {when}, {} minutes.", self.duration_minutes),
-        ])
+        self.draft(
+            to,
+            format!("Reminder: session with {other} {lead}"),
+            vec![format!("Your session with {other} starts {lead}: {when}, {} minutes.", self.duration_minutes)],
+        )
         .render()
     }
 }
@@ -317,7 +330,9 @@ pub fn verify_email(to: &str, name: &str, link: &str) -> Message {
         to,
         subject: "Confirm your email address".into(),
         greeting_name: name,
-        paragraphs: vec!["Confirm your email address for Call-an-Expert. The link works once and expires in 24 hours.".into()],
+        paragraphs: vec![
+            "Confirm your email address for Call-an-Expert. The link works once and expires in 24 hours.".into()
+        ],
         action: Some(("Confirm your email", link)),
     }
     .render()
@@ -358,8 +373,12 @@ mod tests {
 
     #[test]
     fn account_emails_carry_their_link_or_none() {
-        assert!(verify_email("c@example.com", "C", "https://app/verify-email?token=t").text.contains("Confirm your email: https://app/verify-email?token=t"));
-        assert!(password_reset("c@example.com", "C", "https://app/reset?token=t").html.contains("href=\"https://app/reset?token=t\""));
+        assert!(verify_email("c@example.com", "C", "https://app/verify-email?token=t")
+            .text
+            .contains("Confirm your email: https://app/verify-email?token=t"));
+        assert!(password_reset("c@example.com", "C", "https://app/reset?token=t")
+            .html
+            .contains("href=\"https://app/reset?token=t\""));
         assert!(!password_changed("c@example.com", "C").html.contains("href"));
     }
 
@@ -374,7 +393,11 @@ mod tests {
     }
 
     fn sender() -> Sender<'static> {
-        Sender { site_url: "https://app.example.com", organizer: "no-reply@example.com", now: DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc) }
+        Sender {
+            site_url: "https://app.example.com",
+            organizer: "no-reply@example.com",
+            now: DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc),
+        }
     }
 
     fn ics(message: &Message) -> String {
@@ -386,21 +409,44 @@ mod tests {
         let change = Transition { sequence: 1, ..Default::default() };
         let to_client = contacts("confirmed").notification(SessionEvent::Confirmed, Side::Client, &change, &sender());
         let to_expert = contacts("confirmed").notification(SessionEvent::Confirmed, Side::Expert, &change, &sender());
-        assert!(to_client.text.contains("2030-01-07 11:00 (Europe/Paris, UTC+01:00)") && to_client.text.contains("Price: 90.00 USD"));
-        assert!(to_expert.text.contains("2030-01-07 02:00 (America/Los_Angeles, UTC-08:00)") && to_expert.text.contains("Your payout: 81.00 USD"));
+        assert!(
+            to_client.text.contains("2030-01-07 11:00 (Europe/Paris, UTC+01:00)")
+                && to_client.text.contains("Price: 90.00 USD")
+        );
+        assert!(
+            to_expert.text.contains("2030-01-07 02:00 (America/Los_Angeles, UTC-08:00)")
+                && to_expert.text.contains("Your payout: 81.00 USD")
+        );
         assert_eq!((to_client.to.as_str(), to_expert.to.as_str()), ("casey@example.com", "rae@example.com"));
     }
 
     #[test]
     fn a_request_is_a_tentative_invitation_its_confirmation_an_update_and_its_cancellation_a_cancel() {
-        let requested = contacts("requested").notification(SessionEvent::Requested, Side::Expert, &Transition::default(), &sender());
+        let requested = contacts("requested").notification(
+            SessionEvent::Requested,
+            Side::Expert,
+            &Transition::default(),
+            &sender(),
+        );
         assert!(requested.text.contains("Confirm or decline"));
         assert!(ics(&requested).contains("STATUS:TENTATIVE") && ics(&requested).contains("SEQUENCE:0"));
-        let confirmed = contacts("confirmed").notification(SessionEvent::Confirmed, Side::Client, &Transition { sequence: 1, ..Default::default() }, &sender());
+        let confirmed = contacts("confirmed").notification(
+            SessionEvent::Confirmed,
+            Side::Client,
+            &Transition { sequence: 1, ..Default::default() },
+            &sender(),
+        );
         assert!(ics(&confirmed).contains("STATUS:CONFIRMED") && ics(&confirmed).contains("SEQUENCE:1"));
         let cancelled = contacts("cancelled").notification(
-            SessionEvent::Cancelled, Side::Client,
-            &Transition { sequence: 2, cancelled_by: Some(Side::Expert), refund_percent: Some(100), refund_amount_cents: Some(9000), reason: Some("Ill".into()) },
+            SessionEvent::Cancelled,
+            Side::Client,
+            &Transition {
+                sequence: 2,
+                cancelled_by: Some(Side::Expert),
+                refund_percent: Some(100),
+                refund_amount_cents: Some(9000),
+                reason: Some("Ill".into()),
+            },
             &sender(),
         );
         assert!(ics(&cancelled).contains("METHOD:CANCEL") && ics(&cancelled).contains("SEQUENCE:2"));
@@ -411,7 +457,13 @@ mod tests {
 
     #[test]
     fn the_cancellation_notice_tells_each_side_what_happened_and_the_client_the_refund() {
-        let change = Transition { sequence: 2, cancelled_by: Some(Side::Expert), refund_percent: Some(50), refund_amount_cents: Some(4500), reason: Some("Sick <b>".into()) };
+        let change = Transition {
+            sequence: 2,
+            cancelled_by: Some(Side::Expert),
+            refund_percent: Some(50),
+            refund_amount_cents: Some(4500),
+            reason: Some("Sick <b>".into()),
+        };
         let notice = contacts("cancelled").notification(SessionEvent::Cancelled, Side::Client, &change, &sender());
         assert!(notice.text.contains("Rae cancelled") && notice.text.contains("refunded 45.00 USD (50%)"));
         assert!(notice.html.contains("Sick &lt;b&gt;") && !notice.html.contains("Join the call"));
@@ -421,14 +473,26 @@ mod tests {
 
     #[test]
     fn a_completed_session_asks_the_client_for_a_review() {
-        let message = contacts("completed").notification(SessionEvent::Completed, Side::Client, &Transition::default(), &sender());
-        assert!(message.text.contains("Leave a review: https://app.example.com/sessions/55555555-5555-4555-8555-555555555503/review"));
+        let message = contacts("completed").notification(
+            SessionEvent::Completed,
+            Side::Client,
+            &Transition::default(),
+            &sender(),
+        );
+        assert!(message
+            .text
+            .contains("Leave a review: https://app.example.com/sessions/55555555-5555-4555-8555-555555555503/review"));
         assert!(message.attachments.is_empty());
     }
 
     #[test]
     fn an_invitation_travels_base64_encoded_to_the_provider() {
-        let message = contacts("confirmed").notification(SessionEvent::Confirmed, Side::Client, &Transition::default(), &sender());
+        let message = contacts("confirmed").notification(
+            SessionEvent::Confirmed,
+            Side::Client,
+            &Transition::default(),
+            &sender(),
+        );
         let body = message.to_resend("Call-an-Expert <no-reply@example.com>");
         let encoded = body["attachments"][0]["content"].as_str().unwrap();
         assert_eq!(Base64::decode_vec(encoded).unwrap(), message.attachments[0].content);
@@ -443,7 +507,10 @@ mod tests {
 
     #[test]
     fn html_special_characters_are_escaped() {
-        assert_eq!(escape_html(r#"<script>alert("x") & 'y'</script>"#), "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            escape_html(r#"<script>alert("x") & 'y'</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
+        );
     }
 
     #[test]

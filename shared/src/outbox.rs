@@ -3,7 +3,9 @@
 //! backs off and records; `edge::dispatch` talks to the providers.
 
 use crate::booking::Side;
-use crate::email::{password_changed, password_reset, verify_email, Message, Sender, SessionContacts, SessionEvent, Transition};
+use crate::email::{
+    password_changed, password_reset, verify_email, Message, Sender, SessionContacts, SessionEvent, Transition,
+};
 use crate::tokens::{TokenKey, TokenKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -145,13 +147,18 @@ impl ClaimedEmail {
         let name = self.recipient.name.as_deref().unwrap_or_default();
         let site = renderer.site_url.trim_end_matches('/');
         let link = |kind: TokenKind, path: &str| -> Result<String, String> {
-            let payload: TokenPayload = serde_json::from_value(self.payload.clone()).map_err(|error| format!("{}: {error}", self.topic))?;
+            let payload: TokenPayload =
+                serde_json::from_value(self.payload.clone()).map_err(|error| format!("{}: {error}", self.topic))?;
             let key = renderer.token_key.ok_or("ACCOUNT_TOKEN_KEY is not set")?;
             Ok(format!("{site}/{path}?token={}", key.token(kind, payload.token_id).link_token))
         };
         match self.topic.as_str() {
-            "account.password_reset" => Ok(password_reset(to, name, &link(TokenKind::PasswordReset, "reset-password")?)),
-            "account.email_verification" => Ok(verify_email(to, name, &link(TokenKind::EmailVerification, "verify-email")?)),
+            "account.password_reset" => {
+                Ok(password_reset(to, name, &link(TokenKind::PasswordReset, "reset-password")?))
+            }
+            "account.email_verification" => {
+                Ok(verify_email(to, name, &link(TokenKind::EmailVerification, "verify-email")?))
+            }
             "account.password_changed" => Ok(password_changed(to, name)),
             topic => {
                 let contacts = self.contacts.as_ref().ok_or_else(|| format!("{topic} has no session"))?;
@@ -160,7 +167,8 @@ impl ClaimedEmail {
                     return Ok(contacts.reminder(side, kind));
                 }
                 let event = SessionEvent::parse(topic).ok_or_else(|| format!("no email for {topic}"))?;
-                let change: Transition = serde_json::from_value(self.payload.clone()).map_err(|error| format!("{topic}: {error}"))?;
+                let change: Transition =
+                    serde_json::from_value(self.payload.clone()).map_err(|error| format!("{topic}: {error}"))?;
                 let sender = Sender { site_url: renderer.site_url, organizer: renderer.organizer, now: self.queued_at };
                 Ok(contacts.notification(event, side, &change, &sender))
             }
@@ -208,11 +216,23 @@ pub enum BatchAnswer {
 /// One outcome per email of a batch.
 pub fn batch_outcomes(emails: &[ClaimedEmail], batch_key: &str, answer: BatchAnswer) -> Vec<Outcome> {
     match answer {
-        BatchAnswer::Sent(ids) if ids.len() == emails.len() => emails.iter().zip(ids).map(|(email, id)| Outcome::done(email.id, id)).collect(),
-        BatchAnswer::Sent(ids) => {
-            emails.iter().map(|email| Outcome::failed(email.id, format!("the provider answered {} ids for {} emails", ids.len(), emails.len()))).collect()
+        BatchAnswer::Sent(ids) if ids.len() == emails.len() => {
+            emails.iter().zip(ids).map(|(email, id)| Outcome::done(email.id, id)).collect()
         }
-        BatchAnswer::AlreadySent => emails.iter().enumerate().map(|(index, email)| Outcome::done(email.id, format!("sent earlier under {batch_key}#{index}"))).collect(),
+        BatchAnswer::Sent(ids) => emails
+            .iter()
+            .map(|email| {
+                Outcome::failed(
+                    email.id,
+                    format!("the provider answered {} ids for {} emails", ids.len(), emails.len()),
+                )
+            })
+            .collect(),
+        BatchAnswer::AlreadySent => emails
+            .iter()
+            .enumerate()
+            .map(|(index, email)| Outcome::done(email.id, format!("sent earlier under {batch_key}#{index}")))
+            .collect(),
         BatchAnswer::Failed(error) => emails.iter().map(|email| Outcome::failed(email.id, error.clone())).collect(),
     }
 }
@@ -300,7 +320,11 @@ mod tests {
 
     fn render(email: &ClaimedEmail) -> Result<Message, String> {
         let key = key();
-        email.render(&Renderer { site_url: "https://app.example.com/", organizer: "no-reply@example.com", token_key: Some(&key) })
+        email.render(&Renderer {
+            site_url: "https://app.example.com/",
+            organizer: "no-reply@example.com",
+            token_key: Some(&key),
+        })
     }
 
     #[test]
@@ -331,14 +355,22 @@ mod tests {
         let token_id = "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f";
         let message = render(&email("account.password_reset", json!({ "token_id": token_id }), None, false)).unwrap();
         let expected = key().token(TokenKind::PasswordReset, Uuid::parse_str(token_id).unwrap()).link_token;
-        assert!(message.text.contains(&format!("https://app.example.com/reset-password?token={expected}")), "{}", message.text);
+        assert!(
+            message.text.contains(&format!("https://app.example.com/reset-password?token={expected}")),
+            "{}",
+            message.text
+        );
     }
 
     #[test]
     fn an_email_that_cannot_be_rendered_says_why() {
         assert!(render(&email("account.password_reset", json!({}), None, false)).unwrap_err().contains("token_id"));
-        assert!(render(&email("session.confirmed", json!({}), Some("client"), false)).unwrap_err().contains("no session"));
-        assert!(render(&email("session.teleported", json!({}), Some("client"), true)).unwrap_err().contains("no email for"));
+        assert!(render(&email("session.confirmed", json!({}), Some("client"), false))
+            .unwrap_err()
+            .contains("no session"));
+        assert!(render(&email("session.teleported", json!({}), Some("client"), true))
+            .unwrap_err()
+            .contains("no email for"));
         assert!(render(&email("session.confirmed", json!({}), None, true)).unwrap_err().contains("not a participant"));
     }
 
@@ -358,15 +390,27 @@ mod tests {
     #[test]
     fn a_batch_answer_becomes_one_outcome_per_email() {
         let emails = vec![email("reminder.1h", json!({}), Some("client"), true)];
-        assert_eq!(batch_outcomes(&emails, "k", BatchAnswer::Sent(vec!["m1".into()]))[0].provider_ref.as_deref(), Some("m1"));
-        assert_eq!(batch_outcomes(&emails, "k", BatchAnswer::AlreadySent)[0].provider_ref.as_deref(), Some("sent earlier under k#0"));
+        assert_eq!(
+            batch_outcomes(&emails, "k", BatchAnswer::Sent(vec!["m1".into()]))[0].provider_ref.as_deref(),
+            Some("m1")
+        );
+        assert_eq!(
+            batch_outcomes(&emails, "k", BatchAnswer::AlreadySent)[0].provider_ref.as_deref(),
+            Some("sent earlier under k#0")
+        );
         assert_eq!(batch_outcomes(&emails, "k", BatchAnswer::Failed("503".into()))[0].error.as_deref(), Some("503"));
-        assert!(batch_outcomes(&emails, "k", BatchAnswer::Sent(vec![]))[0].error.is_some(), "ids that do not match the emails are not trusted");
+        assert!(
+            batch_outcomes(&emails, "k", BatchAnswer::Sent(vec![]))[0].error.is_some(),
+            "ids that do not match the emails are not trusted"
+        );
     }
 
     #[test]
     fn an_outcome_serialises_only_what_it_knows() {
         let outcome = Outcome::failed(Uuid::nil(), "timeout");
-        assert_eq!(serde_json::to_value(&outcome).unwrap(), json!({"id": "00000000-0000-0000-0000-000000000000", "error": "timeout"}));
+        assert_eq!(
+            serde_json::to_value(&outcome).unwrap(),
+            json!({"id": "00000000-0000-0000-0000-000000000000", "error": "timeout"})
+        );
     }
 }

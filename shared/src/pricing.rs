@@ -36,9 +36,21 @@ fn div_round_half_up(numerator: i64, denominator: i64) -> Option<i64> {
 }
 
 impl Price {
-    pub fn quote(rate: MinorUnits, duration: DurationMinutes, commission: CommissionBps, currency: Currency) -> Result<Self, Overflow> {
-        let amount = rate.get().checked_mul(i64::from(duration.get())).and_then(|total| div_round_half_up(total, 60)).ok_or(Overflow)?;
-        let fee = amount.checked_mul(i64::from(commission.get())).and_then(|total| div_round_half_up(total, 10_000)).ok_or(Overflow)?;
+    pub fn quote(
+        rate: MinorUnits,
+        duration: DurationMinutes,
+        commission: CommissionBps,
+        currency: Currency,
+    ) -> Result<Self, Overflow> {
+        let amount = rate
+            .get()
+            .checked_mul(i64::from(duration.get()))
+            .and_then(|total| div_round_half_up(total, 60))
+            .ok_or(Overflow)?;
+        let fee = amount
+            .checked_mul(i64::from(commission.get()))
+            .and_then(|total| div_round_half_up(total, 10_000))
+            .ok_or(Overflow)?;
         Ok(Self {
             hourly_rate_cents: rate.get(),
             duration_minutes: duration.get(),

@@ -9,8 +9,8 @@
 //! The refund is split between platform fee and expert payout in proportion to the charge,
 //! the fee part rounded half up; the payout part is the rest, so the parts add up.
 
-use chrono::{DateTime, Duration, Utc};
 use crate::booking::Side;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 /// What the policy needs to know about a session.
@@ -39,7 +39,12 @@ pub enum NotCancellable {
 /// Strictly more than this before the start, a client gets everything back.
 pub const FULL_REFUND_NOTICE: Duration = Duration::hours(24);
 
-pub fn refund(charge: Charge, starts_at: DateTime<Utc>, by: Side, now: DateTime<Utc>) -> Result<Refund, NotCancellable> {
+pub fn refund(
+    charge: Charge,
+    starts_at: DateTime<Utc>,
+    by: Side,
+    now: DateTime<Utc>,
+) -> Result<Refund, NotCancellable> {
     if now >= starts_at {
         return Err(NotCancellable::AlreadyStarted);
     }
@@ -80,7 +85,8 @@ mod tests {
         DateTime::parse_from_rfc3339("2030-06-10T12:00:00Z").unwrap().with_timezone(&Utc)
     }
 
-    const CHARGED: Charge = Charge { amount_cents: 15_001, platform_fee_cents: 1_500, expert_payout_cents: 13_501, captured: true };
+    const CHARGED: Charge =
+        Charge { amount_cents: 15_001, platform_fee_cents: 1_500, expert_payout_cents: 13_501, captured: true };
 
     #[test]
     fn the_policy_at_its_boundaries() {
@@ -111,14 +117,20 @@ mod tests {
     #[test]
     fn a_full_refund_returns_the_fee_and_payout_exactly() {
         let refund = refund(CHARGED, start(), Side::Expert, start() - Duration::hours(2)).unwrap();
-        assert_eq!((refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents), (15_001, 1_500, 13_501));
+        assert_eq!(
+            (refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents),
+            (15_001, 1_500, 13_501)
+        );
     }
 
     #[test]
     fn a_session_never_charged_refunds_nothing() {
         let pending = Charge { captured: false, ..CHARGED };
         let refund = refund(pending, start(), Side::Client, start() - Duration::days(3)).unwrap();
-        assert_eq!((refund.percent, refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents), (0, 0, 0, 0));
+        assert_eq!(
+            (refund.percent, refund.amount_cents, refund.platform_fee_cents, refund.expert_payout_cents),
+            (0, 0, 0, 0)
+        );
     }
 
     proptest! {

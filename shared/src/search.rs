@@ -3,7 +3,9 @@
 
 use crate::error::ApiError;
 use crate::tokens::from_hex;
-use crate::validate::{parse_instant, Currency, DurationMinutes, MinRating, MinorUnits, PageLimit, Rule, SkillSlug, Violations};
+use crate::validate::{
+    parse_instant, Currency, DurationMinutes, MinRating, MinorUnits, PageLimit, Rule, SkillSlug, Violations,
+};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,7 +41,8 @@ impl Cursor {
         }
         let decoded = String::from_utf8(from_hex(text).ok_or_else(invalid)?).map_err(|_| invalid())?;
         let (score, id) = decoded.split_once('|').ok_or_else(invalid)?;
-        let score_ok = !score.is_empty() && score.bytes().all(|b| b.is_ascii_digit() || b == b'.') && score.parse::<f64>().is_ok();
+        let score_ok =
+            !score.is_empty() && score.bytes().all(|b| b.is_ascii_digit() || b == b'.') && score.parse::<f64>().is_ok();
         let expert_id = Uuid::try_parse(id).map_err(|_| invalid())?;
         if !score_ok {
             return Err(invalid());
@@ -68,18 +71,27 @@ impl SearchRequest {
     pub fn from_query(pairs: impl Iterator<Item = (String, String)>, violations: &mut Violations) -> Self {
         let mut request = SearchRequest::default();
         let number = |field: &str, value: &str, violations: &mut Violations| -> Option<i64> {
-            violations.check(field, value.parse::<i64>().map_err(|_| Rule::new("number", format!("{field} must be a whole number."))))
+            violations.check(
+                field,
+                value.parse::<i64>().map_err(|_| Rule::new("number", format!("{field} must be a whole number."))),
+            )
         };
         for (key, value) in pairs {
             match key.as_str() {
-                "skills" => request.skills = Some(value.split(',').map(|skill| skill.trim().to_owned()).filter(|s| !s.is_empty()).collect()),
+                "skills" => {
+                    request.skills =
+                        Some(value.split(',').map(|skill| skill.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                }
                 "max_rate_cents" => request.max_rate_cents = number("max_rate_cents", &value, violations),
                 "currency" => request.currency = Some(value),
                 "from" => request.from = Some(value),
                 "to" => request.to = Some(value),
                 "duration_minutes" => request.duration_minutes = number("duration_minutes", &value, violations),
                 "min_rating" => {
-                    request.min_rating = violations.check("min_rating", value.parse::<f64>().map_err(|_| Rule::new("number", "min_rating must be a number.")))
+                    request.min_rating = violations.check(
+                        "min_rating",
+                        value.parse::<f64>().map_err(|_| Rule::new("number", "min_rating must be a number.")),
+                    )
                 }
                 "limit" => request.limit = number("limit", &value, violations),
                 "cursor" => request.cursor = Some(value),
@@ -97,10 +109,15 @@ impl Search {
                 violations.add("skills", Rule::new("count", format!("Give 1 to {MAX_SKILLS} skills.")));
                 return None;
             }
-            let parsed: Vec<Option<SkillSlug>> = skills.iter().enumerate().map(|(i, skill)| violations.check(&format!("skills[{i}]"), SkillSlug::parse(skill))).collect();
+            let parsed: Vec<Option<SkillSlug>> = skills
+                .iter()
+                .enumerate()
+                .map(|(i, skill)| violations.check(&format!("skills[{i}]"), SkillSlug::parse(skill)))
+                .collect();
             parsed.into_iter().collect::<Option<Vec<_>>>()
         });
-        let max_rate = request.max_rate_cents.and_then(|rate| violations.check("max_rate_cents", MinorUnits::parse(rate)));
+        let max_rate =
+            request.max_rate_cents.and_then(|rate| violations.check("max_rate_cents", MinorUnits::parse(rate)));
         let currency = request.currency.and_then(|code| violations.check("currency", Currency::parse(&code)));
         let from = request.from.and_then(|text| violations.check("from", parse_instant(&text)));
         let to = request.to.and_then(|text| violations.check("to", parse_instant(&text)));
@@ -124,13 +141,16 @@ impl Search {
                 None
             }
         };
-        let duration = violations.check("duration_minutes", DurationMinutes::parse(request.duration_minutes.unwrap_or(60)));
+        let duration =
+            violations.check("duration_minutes", DurationMinutes::parse(request.duration_minutes.unwrap_or(60)));
         let min_rating = request.min_rating.and_then(|rating| violations.check("min_rating", MinRating::parse(rating)));
         let limit = violations.check("limit", request.limit.map_or(Ok(PageLimit::DEFAULT), PageLimit::parse));
         let after = request.cursor.and_then(|cursor| violations.check("cursor", Cursor::decode(&cursor)));
         violations.finish()?;
         match (skills, duration, limit) {
-            (Some(skills), Some(duration), Some(limit)) => Ok(Self { skills, max_rate, currency, window, duration, min_rating, limit, after }),
+            (Some(skills), Some(duration), Some(limit)) => {
+                Ok(Self { skills, max_rate, currency, window, duration, min_rating, limit, after })
+            }
             _ => Err(ApiError::internal()),
         }
     }
@@ -159,7 +179,8 @@ mod tests {
 
     fn query(pairs: &[(&str, &str)]) -> Result<Search, ApiError> {
         let mut violations = Violations::new();
-        let request = SearchRequest::from_query(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())), &mut violations);
+        let request =
+            SearchRequest::from_query(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())), &mut violations);
         Search::parse(request, violations)
     }
 
@@ -169,7 +190,8 @@ mod tests {
 
     #[test]
     fn a_query_string_search_parses_with_defaults() {
-        let search = query(&[("skills", "react, typescript"), ("max_rate_cents", "15000"), ("currency", "USD")]).unwrap();
+        let search =
+            query(&[("skills", "react, typescript"), ("max_rate_cents", "15000"), ("currency", "USD")]).unwrap();
         assert_eq!(search.skills.len(), 2);
         assert_eq!((search.duration.get(), search.limit.get()), (60, 10));
         assert_eq!(search.rpc_args()["skills"], json!(["react", "typescript"]));
@@ -178,7 +200,14 @@ mod tests {
 
     #[test]
     fn every_bad_parameter_is_reported() {
-        let error = query(&[("skills", "React,ok"), ("max_rate_cents", "lots"), ("from", "2030-01-02T00:00:00Z"), ("limit", "99"), ("colour", "red")]).unwrap_err();
+        let error = query(&[
+            ("skills", "React,ok"),
+            ("max_rate_cents", "lots"),
+            ("from", "2030-01-02T00:00:00Z"),
+            ("limit", "99"),
+            ("colour", "red"),
+        ])
+        .unwrap_err();
         assert_eq!(fields(&error), ["max_rate_cents", "colour", "skills[0]", "to", "limit"]);
     }
 
@@ -186,21 +215,27 @@ mod tests {
     fn skills_are_required_and_at_most_ten() {
         assert_eq!(fields(&Search::parse(SearchRequest::default(), Violations::new()).unwrap_err()), ["skills"]);
         let eleven: Vec<String> = (0..11).map(|i| format!("s{i}")).collect();
-        let error = Search::parse(SearchRequest { skills: Some(eleven), ..Default::default() }, Violations::new()).unwrap_err();
+        let error =
+            Search::parse(SearchRequest { skills: Some(eleven), ..Default::default() }, Violations::new()).unwrap_err();
         assert_eq!(error.details["fields"][0]["rule"], "count");
     }
 
     #[test]
     fn a_window_must_be_ordered_and_bounded() {
-        let error = query(&[("skills", "react"), ("from", "2030-01-05T00:00:00Z"), ("to", "2030-01-04T00:00:00Z")]).unwrap_err();
+        let error = query(&[("skills", "react"), ("from", "2030-01-05T00:00:00Z"), ("to", "2030-01-04T00:00:00Z")])
+            .unwrap_err();
         assert_eq!(error.details["fields"][0]["rule"], "order");
-        let error = query(&[("skills", "react"), ("from", "2030-01-01T00:00:00Z"), ("to", "2030-03-01T00:00:00Z")]).unwrap_err();
+        let error = query(&[("skills", "react"), ("from", "2030-01-01T00:00:00Z"), ("to", "2030-03-01T00:00:00Z")])
+            .unwrap_err();
         assert_eq!(error.details["fields"][0]["rule"], "too_long");
     }
 
     #[test]
     fn a_cursor_round_trips_and_a_forged_one_is_refused() {
-        let cursor = Cursor { score: "0.7950".into(), expert_id: Uuid::parse_str("22222222-2222-4222-8222-222222222204").unwrap() };
+        let cursor = Cursor {
+            score: "0.7950".into(),
+            expert_id: Uuid::parse_str("22222222-2222-4222-8222-222222222204").unwrap(),
+        };
         let encoded = to_hex(b"0.7950|22222222-2222-4222-8222-222222222204");
         assert_eq!(Cursor::decode(&encoded), Ok(cursor.clone()));
         let search = query(&[("skills", "react"), ("cursor", &encoded)]).unwrap();

@@ -133,7 +133,9 @@ impl From<TokenProblem> for ApiError {
     fn from(problem: TokenProblem) -> Self {
         match problem {
             TokenProblem::Invalid => ApiError::bad_request("invalid_token", "This link is not valid."),
-            TokenProblem::Expired => ApiError::bad_request("token_expired", "This link has expired: ask for a new one."),
+            TokenProblem::Expired => {
+                ApiError::bad_request("token_expired", "This link has expired: ask for a new one.")
+            }
             TokenProblem::Used => ApiError::conflict("token_used", "This link was already used."),
             TokenProblem::TooManyAttempts => {
                 ApiError::new(429, "too_many_attempts", "Too many failed attempts with this link: ask for a new one.")
@@ -145,7 +147,11 @@ impl From<TokenProblem> for ApiError {
 /// Checks a presented token against its stored state. Locked and used tokens are refused
 /// before the secret is even compared; the comparison itself takes the same time whatever
 /// the secret.
-pub fn verify(presented: &PresentedToken, stored: Option<&StoredToken>, now: DateTime<Utc>) -> Result<(), TokenProblem> {
+pub fn verify(
+    presented: &PresentedToken,
+    stored: Option<&StoredToken>,
+    now: DateTime<Utc>,
+) -> Result<(), TokenProblem> {
     let stored = stored.ok_or(TokenProblem::Invalid)?;
     if stored.attempts >= MAX_ATTEMPTS {
         return Err(TokenProblem::TooManyAttempts);
@@ -167,14 +173,25 @@ pub fn verify(presented: &PresentedToken, stored: Option<&StoredToken>, now: Dat
 /// Looks a presented token up and checks it, counting a wrong secret as a failed attempt
 /// against the token.
 #[cfg(feature = "worker")]
-pub async fn check(db: &Db, kind: TokenKind, presented: &PresentedToken, now: DateTime<Utc>) -> Result<StoredToken, ApiError> {
+pub async fn check(
+    db: &Db,
+    kind: TokenKind,
+    presented: &PresentedToken,
+    now: DateTime<Utc>,
+) -> Result<StoredToken, ApiError> {
     let kind = kind.as_str();
-    let stored: Option<StoredToken> = db.rpc("service_role_account_token", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;
+    let stored: Option<StoredToken> =
+        db.rpc("service_role_account_token", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;
     match verify(presented, stored.as_ref(), now) {
         Ok(()) => stored.ok_or_else(ApiError::internal),
         Err(problem) => {
             if problem == TokenProblem::Invalid && stored.is_some() {
-                let _: Option<i64> = db.rpc("service_role_fail_token_attempt", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;
+                let _: Option<i64> = db
+                    .rpc(
+                        "service_role_fail_token_attempt",
+                        &serde_json::json!({ "kind": kind, "token_id": presented.id }),
+                    )
+                    .await?;
             }
             Err(problem.into())
         }
@@ -199,14 +216,23 @@ mod tests {
     }
 
     fn stored(token: &IssuedToken) -> StoredToken {
-        StoredToken { token_hash: token.hash_hex.clone(), expires_at: now() + chrono::Duration::hours(1), attempts: 0, consumed: false, email: "c@example.com".into() }
+        StoredToken {
+            token_hash: token.hash_hex.clone(),
+            expires_at: now() + chrono::Duration::hours(1),
+            attempts: 0,
+            consumed: false,
+            email: "c@example.com".into(),
+        }
     }
 
     #[test]
     fn the_secret_is_the_hmac_of_kind_and_id_and_only_its_hash_is_stored() {
         let token = issued();
         // Computed independently: Python's hmac.new(key, b"password_reset:<id>", sha256), then sha256 of that.
-        assert_eq!(token.link_token, "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.21dfd1e29faff2f8c8df63635973bb05e0b479b7f0885e07deda786b6ed65467");
+        assert_eq!(
+            token.link_token,
+            "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.21dfd1e29faff2f8c8df63635973bb05e0b479b7f0885e07deda786b6ed65467"
+        );
         assert_eq!(token.hash_hex, "d71e1fac835f75b877b8ff619d78f46c6a91a7801b350f45a7ff90fbb87980f1");
     }
 
@@ -234,7 +260,9 @@ mod tests {
         let wrong = PresentedToken::parse(&format!("{}.{}", token.id, "08".repeat(32))).unwrap();
         assert_eq!(verify(&wrong, Some(&stored(&token)), now()), Err(TokenProblem::Invalid));
         assert_eq!(verify(&PresentedToken::parse(&token.link_token).unwrap(), None, now()), Err(TokenProblem::Invalid));
-        for malformed in ["", "abc", "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.abcd", "x.0707"] {
+        for malformed in
+            ["", "abc", "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f", "2f1c6f0e-8d7a-4f6b-9c1e-0a2b3c4d5e6f.abcd", "x.0707"]
+        {
             assert!(PresentedToken::parse(malformed).is_err(), "{malformed}");
         }
     }
@@ -248,12 +276,20 @@ mod tests {
         let used = StoredToken { consumed: true, ..stored(&token) };
         assert_eq!(verify(&presented, Some(&used), now()), Err(TokenProblem::Used));
         let locked = StoredToken { attempts: 5, ..stored(&token) };
-        assert_eq!(verify(&presented, Some(&locked), now()), Err(TokenProblem::TooManyAttempts), "even with the right secret");
+        assert_eq!(
+            verify(&presented, Some(&locked), now()),
+            Err(TokenProblem::TooManyAttempts),
+            "even with the right secret"
+        );
     }
 
     #[test]
     fn each_problem_has_its_status() {
-        let statuses: Vec<u16> = [TokenProblem::Invalid, TokenProblem::Expired, TokenProblem::Used, TokenProblem::TooManyAttempts].into_iter().map(|p| ApiError::from(p).status).collect();
+        let statuses: Vec<u16> =
+            [TokenProblem::Invalid, TokenProblem::Expired, TokenProblem::Used, TokenProblem::TooManyAttempts]
+                .into_iter()
+                .map(|p| ApiError::from(p).status)
+                .collect();
         assert_eq!(statuses, [400, 400, 409, 429]);
     }
 }

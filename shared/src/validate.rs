@@ -51,7 +51,8 @@ impl Violations {
         }
         let fields: Vec<&str> = self.0.iter().map(|violation| violation.field.as_str()).collect();
         let message = format!("Invalid request: check {}.", fields.join(", "));
-        Err(ApiError::bad_request("validation_failed", message).with_detail("fields", serde_json::to_value(&self.0).unwrap_or(Value::Null)))
+        Err(ApiError::bad_request("validation_failed", message)
+            .with_detail("fields", serde_json::to_value(&self.0).unwrap_or(Value::Null)))
     }
 }
 
@@ -119,8 +120,14 @@ impl BookingWindow {
         let default = Self::default();
         let read = |name: &str| lookup(name).and_then(|value| value.trim().parse::<i64>().ok());
         Self {
-            min_notice: read("BOOKING_MIN_NOTICE_MINUTES").map(Duration::minutes).filter(|notice| *notice > default.min_notice).unwrap_or(default.min_notice),
-            max_horizon: read("BOOKING_MAX_HORIZON_DAYS").map(Duration::days).filter(|horizon| *horizon > Duration::zero() && *horizon < default.max_horizon).unwrap_or(default.max_horizon),
+            min_notice: read("BOOKING_MIN_NOTICE_MINUTES")
+                .map(Duration::minutes)
+                .filter(|notice| *notice > default.min_notice)
+                .unwrap_or(default.min_notice),
+            max_horizon: read("BOOKING_MAX_HORIZON_DAYS")
+                .map(Duration::days)
+                .filter(|horizon| *horizon > Duration::zero() && *horizon < default.max_horizon)
+                .unwrap_or(default.max_horizon),
         }
     }
 }
@@ -142,10 +149,16 @@ impl StartTime {
     /// outside the window is a conflict with the calendar, not a malformed request.
     pub fn within(self, now: DateTime<Utc>, window: BookingWindow) -> Result<Self, Rule> {
         if self.0 < now + window.min_notice {
-            return Err(Rule::new("too_soon", format!("A session must be booked at least {} minutes ahead.", window.min_notice.num_minutes())));
+            return Err(Rule::new(
+                "too_soon",
+                format!("A session must be booked at least {} minutes ahead.", window.min_notice.num_minutes()),
+            ));
         }
         if self.0 > now + window.max_horizon {
-            return Err(Rule::new("too_far", format!("A session can be booked at most {} days ahead.", window.max_horizon.num_days())));
+            return Err(Rule::new(
+                "too_far",
+                format!("A session can be booked at most {} days ahead.", window.max_horizon.num_days()),
+            ));
         }
         Ok(self)
     }
@@ -181,7 +194,10 @@ impl Currency {
 
     pub fn parse(code: &str) -> Result<Self, Rule> {
         if !Self::SUPPORTED.contains(&code) {
-            return Err(Rule::new("currency", format!("Use an ISO 4217 code in capitals, one of {}.", Self::SUPPORTED.join(", "))));
+            return Err(Rule::new(
+                "currency",
+                format!("Use an ISO 4217 code in capitals, one of {}.", Self::SUPPORTED.join(", ")),
+            ));
         }
         let bytes = code.as_bytes();
         Ok(Self([bytes[0], bytes[1], bytes[2]]))
@@ -249,11 +265,16 @@ impl SkillSlug {
     pub fn parse(slug: &str) -> Result<Self, Rule> {
         let well_formed = !slug.is_empty()
             && slug.len() <= 40
-            && slug.split('-').all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && slug
+                .split('-')
+                .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         if well_formed {
             Ok(Self(slug.to_owned()))
         } else {
-            Err(Rule::new("slug", "A skill is a slug like react or ci-cd: lowercase words joined by hyphens, at most 40 characters."))
+            Err(Rule::new(
+                "slug",
+                "A skill is a slug like react or ci-cd: lowercase words joined by hyphens, at most 40 characters.",
+            ))
         }
     }
 
@@ -268,7 +289,11 @@ pub struct Rating(u8);
 
 impl Rating {
     pub fn parse(stars: i64) -> Result<Self, Rule> {
-        u8::try_from(stars).ok().filter(|stars| (1..=5).contains(stars)).map(Self).ok_or_else(|| Rule::new("range", "A rating is 1 to 5."))
+        u8::try_from(stars)
+            .ok()
+            .filter(|stars| (1..=5).contains(stars))
+            .map(Self)
+            .ok_or_else(|| Rule::new("range", "A rating is 1 to 5."))
     }
 
     pub fn get(self) -> u8 {
@@ -308,7 +333,9 @@ impl Email {
                     (1..=64).contains(&local.len())
                         && !domain.contains('@')
                         && domain.contains('.')
-                        && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+                        && domain
+                            .split('.')
+                            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
                 }
                 None => false,
             };
@@ -380,7 +407,11 @@ impl PageLimit {
     pub const DEFAULT: PageLimit = PageLimit(10);
 
     pub fn parse(limit: i64) -> Result<Self, Rule> {
-        u8::try_from(limit).ok().filter(|limit| (1..=50).contains(limit)).map(Self).ok_or_else(|| Rule::new("range", "A limit is 1 to 50."))
+        u8::try_from(limit)
+            .ok()
+            .filter(|limit| (1..=50).contains(limit))
+            .map(Self)
+            .ok_or_else(|| Rule::new("range", "A limit is 1 to 50."))
     }
 
     pub fn get(self) -> u8 {
@@ -476,10 +507,16 @@ mod tests {
 
     #[test]
     fn the_window_is_read_from_the_environment_and_only_narrows_the_policy() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
-        let window = BookingWindow::from_vars(vars(&[("BOOKING_MIN_NOTICE_MINUTES", "120"), ("BOOKING_MAX_HORIZON_DAYS", "30")]));
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let window = BookingWindow::from_vars(vars(&[
+            ("BOOKING_MIN_NOTICE_MINUTES", "120"),
+            ("BOOKING_MAX_HORIZON_DAYS", "30"),
+        ]));
         assert_eq!((window.min_notice, window.max_horizon), (Duration::minutes(120), Duration::days(30)));
-        let widened = BookingWindow::from_vars(vars(&[("BOOKING_MIN_NOTICE_MINUTES", "5"), ("BOOKING_MAX_HORIZON_DAYS", "365")]));
+        let widened =
+            BookingWindow::from_vars(vars(&[("BOOKING_MIN_NOTICE_MINUTES", "5"), ("BOOKING_MAX_HORIZON_DAYS", "365")]));
         assert_eq!(widened, BookingWindow::default());
         assert_eq!(BookingWindow::from_vars(vars(&[("BOOKING_MAX_HORIZON_DAYS", "soon")])), BookingWindow::default());
     }
@@ -530,7 +567,15 @@ mod tests {
     #[test]
     fn emails_are_trimmed_lowercased_and_checked_for_form() {
         assert_eq!(Email::parse("  Casey@Example.COM ").unwrap().as_str(), "casey@example.com");
-        for bad in ["casey", "casey@", "@example.com", "casey@example", "ca sey@example.com", "a@b@example.com", "casey@-example.com"] {
+        for bad in [
+            "casey",
+            "casey@",
+            "@example.com",
+            "casey@example",
+            "ca sey@example.com",
+            "a@b@example.com",
+            "casey@-example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -577,7 +622,8 @@ mod tests {
         let error = violations.finish().unwrap_err();
         assert_eq!(error.status, 400);
         assert_eq!(error.code, "validation_failed");
-        let fields: Vec<&str> = error.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            error.details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
         assert_eq!(fields, ["duration_minutes", "currency", "expert_id"]);
         assert_eq!(error.details["fields"][2]["rule"], "required");
     }

@@ -19,7 +19,11 @@ pub struct WebhookSecret(Vec<u8>);
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<Self, String> {
         let encoded = text.trim().trim_start_matches("v1,").trim_start_matches("whsec_");
-        Base64::decode_vec(encoded).ok().filter(|key| !key.is_empty()).map(Self).ok_or_else(|| "the secret is not whsec_<base64>".into())
+        Base64::decode_vec(encoded)
+            .ok()
+            .filter(|key| !key.is_empty())
+            .map(Self)
+            .ok_or_else(|| "the secret is not whsec_<base64>".into())
     }
 
     /// HMAC-SHA256 over `{id}.{timestamp}.{body}`: what every signature of a message signs.
@@ -53,7 +57,9 @@ impl From<WebhookError> for ApiError {
         match error {
             WebhookError::MissingHeader(name) => ApiError::unauthorized(format!("The {name} header is missing.")),
             WebhookError::BadTimestamp => ApiError::unauthorized("The webhook-timestamp header is not a Unix time."),
-            WebhookError::Stale => ApiError::unauthorized("The delivery's timestamp is outside the 5-minute tolerance."),
+            WebhookError::Stale => {
+                ApiError::unauthorized("The delivery's timestamp is outside the 5-minute tolerance.")
+            }
             WebhookError::BadSignature => ApiError::unauthorized("No signature in webhook-signature matches the body."),
         }
     }
@@ -61,7 +67,14 @@ impl From<WebhookError> for ApiError {
 
 /// Verifies a delivery: the timestamp within tolerance, and at least one `v1,` signature of
 /// `{id}.{timestamp}.{body}` matching (HMAC-SHA256, compared in constant time).
-pub fn verify(secret: &WebhookSecret, id: Option<&str>, timestamp: Option<&str>, signatures: Option<&str>, body: &[u8], now_unix: i64) -> Result<(), WebhookError> {
+pub fn verify(
+    secret: &WebhookSecret,
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), WebhookError> {
     let id = id.ok_or(WebhookError::MissingHeader("webhook-id"))?;
     let timestamp = timestamp.ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
     let signatures = signatures.ok_or(WebhookError::MissingHeader("webhook-signature"))?;
@@ -115,7 +128,13 @@ pub struct EmailData {
 pub fn encode_query_value(value: &str) -> String {
     value
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -136,17 +155,28 @@ impl HookPayload {
         let name = self.user.user_metadata.get("full_name").and_then(Value::as_str).unwrap_or_default();
         // Links also offer the one-time code, except for email changes, whose two codes belong
         // to different addresses.
-        let code = (data.email_action_type != "email_change" && !data.token.is_empty()).then(|| format!("Or enter this code: {}", data.token));
+        let code = (data.email_action_type != "email_change" && !data.token.is_empty())
+            .then(|| format!("Or enter this code: {}", data.token));
         let draft = |to: &str, subject: &str, paragraph: String, action: Option<(&str, String)>| -> Message {
             let mut paragraphs = vec![paragraph];
             if action.is_some() {
                 paragraphs.extend(code.clone());
             }
-            Draft { to, subject: subject.to_owned(), greeting_name: name, paragraphs, action: action.as_ref().map(|(label, url)| (*label, url.as_str())) }.render()
+            Draft {
+                to,
+                subject: subject.to_owned(),
+                greeting_name: name,
+                paragraphs,
+                action: action.as_ref().map(|(label, url)| (*label, url.as_str())),
+            }
+            .render()
         };
         let required = |value: &str, field: &str| {
             if value.is_empty() {
-                Err(ApiError::bad_request("invalid_payload", format!("email_data.{field} is required for {}.", data.email_action_type)))
+                Err(ApiError::bad_request(
+                    "invalid_payload",
+                    format!("email_data.{field} is required for {}.", data.email_action_type),
+                ))
             } else {
                 Ok(())
             }
@@ -155,37 +185,76 @@ impl HookPayload {
         match data.email_action_type.as_str() {
             "signup" => {
                 required(&data.token_hash, "token_hash")?;
-                Ok(vec![draft(email, "Confirm your email address", "Welcome to Call-an-Expert. Confirm your email address to finish signing up.".into(), Some(("Confirm your email", link(&data.token_hash))))])
+                Ok(vec![draft(
+                    email,
+                    "Confirm your email address",
+                    "Welcome to Call-an-Expert. Confirm your email address to finish signing up.".into(),
+                    Some(("Confirm your email", link(&data.token_hash))),
+                )])
             }
             "invite" => {
                 required(&data.token_hash, "token_hash")?;
-                Ok(vec![draft(email, "You are invited to Call-an-Expert", "You have been invited to join Call-an-Expert.".into(), Some(("Accept the invitation", link(&data.token_hash))))])
+                Ok(vec![draft(
+                    email,
+                    "You are invited to Call-an-Expert",
+                    "You have been invited to join Call-an-Expert.".into(),
+                    Some(("Accept the invitation", link(&data.token_hash))),
+                )])
             }
             "magiclink" => {
                 required(&data.token_hash, "token_hash")?;
-                Ok(vec![draft(email, "Your sign-in link", "Use this link to sign in. It works once and expires soon.".into(), Some(("Sign in", link(&data.token_hash))))])
+                Ok(vec![draft(
+                    email,
+                    "Your sign-in link",
+                    "Use this link to sign in. It works once and expires soon.".into(),
+                    Some(("Sign in", link(&data.token_hash))),
+                )])
             }
             "recovery" => {
                 required(&data.token_hash, "token_hash")?;
-                Ok(vec![draft(email, "Reset your password", "Someone asked to reset your password. If it was not you, ignore this email.".into(), Some(("Reset your password", link(&data.token_hash))))])
+                Ok(vec![draft(
+                    email,
+                    "Reset your password",
+                    "Someone asked to reset your password. If it was not you, ignore this email.".into(),
+                    Some(("Reset your password", link(&data.token_hash))),
+                )])
             }
             "email_change" => {
                 required(&data.token_hash, "token_hash")?;
-                let new_email = self.user.new_email.as_deref().filter(|new| !new.is_empty()).ok_or_else(|| ApiError::bad_request("invalid_payload", "user.new_email is required for email_change."))?;
-                let to_new = draft(new_email, "Confirm your new email address", format!("Confirm that {new_email} is your new Call-an-Expert address."), Some(("Confirm the new address", link(&data.token_hash))));
+                let new_email = self.user.new_email.as_deref().filter(|new| !new.is_empty()).ok_or_else(|| {
+                    ApiError::bad_request("invalid_payload", "user.new_email is required for email_change.")
+                })?;
+                let to_new = draft(
+                    new_email,
+                    "Confirm your new email address",
+                    format!("Confirm that {new_email} is your new Call-an-Expert address."),
+                    Some(("Confirm the new address", link(&data.token_hash))),
+                );
                 if data.token_hash_new.is_empty() {
                     return Ok(vec![to_new]);
                 }
                 // Secure email change: the current address confirms too. Supabase Auth pairs
                 // token_hash_new with the current address and token_hash with the new one.
-                let to_current = draft(email, "Confirm your email address change", format!("Confirm that you want to change your address from {email} to {new_email}."), Some(("Confirm the change", link(&data.token_hash_new))));
+                let to_current = draft(
+                    email,
+                    "Confirm your email address change",
+                    format!("Confirm that you want to change your address from {email} to {new_email}."),
+                    Some(("Confirm the change", link(&data.token_hash_new))),
+                );
                 Ok(vec![to_current, to_new])
             }
             "reauthentication" => {
                 required(&data.token, "token")?;
-                Ok(vec![draft(email, "Your confirmation code", format!("Enter this code to confirm it is you: {}", data.token), None)])
+                Ok(vec![draft(
+                    email,
+                    "Your confirmation code",
+                    format!("Enter this code to confirm it is you: {}", data.token),
+                    None,
+                )])
             }
-            other => Err(ApiError::bad_request("unknown_email_action_type", format!("Unknown email_action_type {other:?}."))),
+            other => {
+                Err(ApiError::bad_request("unknown_email_action_type", format!("Unknown email_action_type {other:?}.")))
+            }
         }
     }
 }
@@ -202,7 +271,14 @@ mod tests {
         let v = vectors();
         let secret = WebhookSecret::parse(v["secret"].as_str().unwrap()).unwrap();
         let timestamp = v["timestamp"].to_string();
-        verify(&secret, v["id"].as_str(), Some(&timestamp), v[signature_field].as_str(), v["body"].as_str().unwrap().as_bytes(), now)
+        verify(
+            &secret,
+            v["id"].as_str(),
+            Some(&timestamp),
+            v[signature_field].as_str(),
+            v["body"].as_str().unwrap().as_bytes(),
+            now,
+        )
     }
 
     #[test]
@@ -221,7 +297,17 @@ mod tests {
         let v = vectors();
         let secret = WebhookSecret::parse(v["secret"].as_str().unwrap()).unwrap();
         let tampered = v["body"].as_str().unwrap().replace("signup", "recovery");
-        assert_eq!(verify(&secret, v["id"].as_str(), Some("1893456000"), v["signature"].as_str(), tampered.as_bytes(), 1_893_456_000), Err(WebhookError::BadSignature));
+        assert_eq!(
+            verify(
+                &secret,
+                v["id"].as_str(),
+                Some("1893456000"),
+                v["signature"].as_str(),
+                tampered.as_bytes(),
+                1_893_456_000
+            ),
+            Err(WebhookError::BadSignature)
+        );
     }
 
     #[test]
@@ -238,13 +324,19 @@ mod tests {
         let body = v["body"].as_str().unwrap().as_bytes();
         let signature = secret.sign(v["id"].as_str().unwrap(), v["timestamp"].as_i64().unwrap(), body);
         assert_eq!(signature, v["signature"].as_str().unwrap(), "the same bytes as node:crypto made");
-        assert_eq!(verify(&secret, v["id"].as_str(), Some(&v["timestamp"].to_string()), Some(&signature), body, 1_893_456_000), Ok(()));
+        assert_eq!(
+            verify(&secret, v["id"].as_str(), Some(&v["timestamp"].to_string()), Some(&signature), body, 1_893_456_000),
+            Ok(())
+        );
     }
 
     #[test]
     fn missing_headers_and_a_malformed_timestamp_are_named() {
         let secret = WebhookSecret::parse("v1,whsec_a2V5").unwrap();
-        assert_eq!(verify(&secret, None, Some("1"), Some("v1,x"), b"{}", 1), Err(WebhookError::MissingHeader("webhook-id")));
+        assert_eq!(
+            verify(&secret, None, Some("1"), Some("v1,x"), b"{}", 1),
+            Err(WebhookError::MissingHeader("webhook-id"))
+        );
         assert_eq!(verify(&secret, Some("m"), Some("soon"), Some("v1,x"), b"{}", 1), Err(WebhookError::BadTimestamp));
         assert!(WebhookSecret::parse("v1,whsec_!!!").is_err());
     }
@@ -274,7 +366,9 @@ mod tests {
 
     #[test]
     fn a_secure_email_change_writes_to_both_addresses_with_their_own_token() {
-        let messages = payload("email_change", json!({"token_hash_new": "hash-for-current"})).messages("https://ref.supabase.co/auth/v1").unwrap();
+        let messages = payload("email_change", json!({"token_hash_new": "hash-for-current"}))
+            .messages("https://ref.supabase.co/auth/v1")
+            .unwrap();
         let to: Vec<&str> = messages.iter().map(|m| m.to.as_str()).collect();
         assert_eq!(to, ["casey@example.com", "casey.new@example.com"]);
         assert!(messages[0].text.contains("token=hash-for-current&type=email_change"));
@@ -297,6 +391,9 @@ mod tests {
     fn an_unknown_action_is_a_400_naming_it() {
         let error = payload("sms", json!({})).messages("https://x").unwrap_err();
         assert_eq!((error.status, error.code.as_ref()), (400, "unknown_email_action_type"));
-        assert_eq!(hook_error_body(&error), json!({"error": {"http_code": 400, "message": "Unknown email_action_type \"sms\"."}}));
+        assert_eq!(
+            hook_error_body(&error),
+            json!({"error": {"http_code": 400, "message": "Unknown email_action_type \"sms\"."}})
+        );
     }
 }

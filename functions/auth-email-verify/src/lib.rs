@@ -49,12 +49,22 @@ async fn send_email_hook(mut call: Call) -> Reply {
 }
 
 async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
-    let secret = WebhookSecret::parse(&call.var("SEND_EMAIL_HOOK_SECRET")?).map_err(|error| ApiError::internal().because(error))?;
+    let secret = WebhookSecret::parse(&call.var("SEND_EMAIL_HOOK_SECRET")?)
+        .map_err(|error| ApiError::internal().because(error))?;
     let body = call.json_bytes().await?;
     let id = call.header("webhook-id");
-    webhook::verify(&secret, id.as_deref(), call.header("webhook-timestamp").as_deref(), call.header("webhook-signature").as_deref(), &body, call.now().timestamp())?;
+    webhook::verify(
+        &secret,
+        id.as_deref(),
+        call.header("webhook-timestamp").as_deref(),
+        call.header("webhook-signature").as_deref(),
+        &body,
+        call.now().timestamp(),
+    )?;
     let id = id.unwrap_or_default();
-    let payload: HookPayload = serde_json::from_slice(&body).map_err(|error| ApiError::bad_request("invalid_payload", format!("The hook payload is not readable: {error}.")))?;
+    let payload: HookPayload = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("invalid_payload", format!("The hook payload is not readable: {error}."))
+    })?;
     let messages = payload.messages(&format!("{}/auth/v1", call.var("SUPABASE_URL")?.trim_end_matches('/')))?;
 
     let db = call.db_as_service()?;
@@ -67,8 +77,11 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
         if let Err(error) = resend.send(message, &format!("auth-hook/{id}/{index}")).await {
             // Forget the delivery so that Supabase Auth's retry (same id) is processed; the
             // idempotency keys keep any email already accepted from going out twice.
-            let _: Value = db.rpc("service_role_forget_webhook", &json!({ "webhook_id": id })).await.unwrap_or(Value::Null);
-            return Err(ApiError::unavailable("email_provider", "The email could not be sent right now; try again.").with_retry_after(2).because(error));
+            let _: Value =
+                db.rpc("service_role_forget_webhook", &json!({ "webhook_id": id })).await.unwrap_or(Value::Null);
+            return Err(ApiError::unavailable("email_provider", "The email could not be sent right now; try again.")
+                .with_retry_after(2)
+                .because(error));
         }
     }
     Ok(())
@@ -107,11 +120,15 @@ struct ConfirmRequest {
 async fn confirm(mut call: Call) -> Reply {
     let request: ConfirmRequest = call.json().await?;
     let mut violations = Violations::new();
-    let presented = violations.require("token", request.token).and_then(|token| violations.check("token", PresentedToken::parse(&token)));
+    let presented = violations
+        .require("token", request.token)
+        .and_then(|token| violations.check("token", PresentedToken::parse(&token)));
     violations.finish()?;
     let presented = presented.ok_or_else(ApiError::internal)?;
     let db = call.db_as_service()?;
     tokens::check(&db, TokenKind::EmailVerification, &presented, call.now()).await?;
-    let confirmed: Value = db.rpc("service_role_confirm_email", &json!({ "token_id": presented.id, "context": call.audit_context() })).await?;
+    let confirmed: Value = db
+        .rpc("service_role_confirm_email", &json!({ "token_id": presented.id, "context": call.audit_context() }))
+        .await?;
     json_reply(200, &json!({ "confirmed": true, "user_id": confirmed["user_id"] }))
 }

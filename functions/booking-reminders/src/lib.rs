@@ -54,7 +54,8 @@ struct RunRequest {
 /// DISPATCHER binding).
 async fn run_now(mut call: Call) -> Reply {
     call.require_service_role()?;
-    let scope = if call.header("content-type").is_some() { call.json::<RunRequest>().await?.scope } else { Scope::Everything };
+    let scope =
+        if call.header("content-type").is_some() { call.json::<RunRequest>().await?.scope } else { Scope::Everything };
     json_reply(200, &dispatch::run(&call, &scope, budget(&call)).await?)
 }
 
@@ -70,7 +71,9 @@ async fn replay(mut call: Call) -> Reply {
     call.require_service_role()?;
     let request: ReplayRequest = call.json().await?;
     let mut violations = Violations::new();
-    let id = violations.require("outbox_id", request.outbox_id).and_then(|id| violations.check("outbox_id", parse_uuid(&id)));
+    let id = violations
+        .require("outbox_id", request.outbox_id)
+        .and_then(|id| violations.check("outbox_id", parse_uuid(&id)));
     violations.finish()?;
     let id = id.ok_or_else(shared::ApiError::internal)?;
     let replayed: Value = call.db_as_service()?.rpc("service_role_replay_outbox", &json!({ "outbox_id": id })).await?;

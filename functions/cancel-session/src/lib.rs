@@ -65,15 +65,21 @@ async fn cancel_session(mut call: Call) -> Reply {
     let cancellation = Cancellation::parse(request)?;
 
     let db = call.db_as(Some(&token));
-    let query = db.from("sessions").select(format!("{COLUMNS},payments(kind,status)")).eq("id", cancellation.session_id.to_string());
+    let query = db
+        .from("sessions")
+        .select(format!("{COLUMNS},payments(kind,status)"))
+        .eq("id", cancellation.session_id.to_string());
     let mut found: Vec<Session> = db.run(query).await?;
     let session = found.pop().ok_or_else(|| ApiError::not_found("No such session."))?;
     let side = if session.client_id == caller { Side::Client } else { Side::Expert };
     let charge = charge_of(&session);
 
     let refund = match session.status.as_str() {
-        "requested" | "confirmed" => refund::refund(charge, session.starts_at, side, call.now())
-            .map_err(|NotCancellable::AlreadyStarted| ApiError::conflict("already_started", "A session cannot be cancelled once it has started."))?,
+        "requested" | "confirmed" => {
+            refund::refund(charge, session.starts_at, side, call.now()).map_err(|NotCancellable::AlreadyStarted| {
+                ApiError::conflict("already_started", "A session cannot be cancelled once it has started.")
+            })?
+        }
         // Already cancelled (the database answers with the stored result) or not cancellable
         // (the database refuses with the reason): nothing to compute.
         _ => refund::split(charge, 0, 0),
@@ -87,22 +93,31 @@ async fn cancel_session(mut call: Call) -> Reply {
         }))
         .await?;
     let cancelled = outcome.session;
-    let stored = refund::split(charge, cancelled.refund_percent.unwrap_or(0), cancelled.refund_amount_cents.unwrap_or(0));
+    let stored =
+        refund::split(charge, cancelled.refund_percent.unwrap_or(0), cancelled.refund_amount_cents.unwrap_or(0));
     if outcome.newly_cancelled {
         call.dispatch_after_response(Scope::Session(cancelled.id));
     }
-    json_reply(200, &json!({
-        "session_id": cancelled.id,
-        "status": cancelled.status,
-        "cancelled_at": cancelled.cancelled_at,
-        "cancelled_by": cancelled.cancelled_by,
-        "refund": { "percent": stored.percent, "amount_cents": stored.amount_cents, "platform_fee_cents": stored.platform_fee_cents,
-                    "expert_payout_cents": stored.expert_payout_cents, "currency": cancelled.currency },
-    }))
+    json_reply(
+        200,
+        &json!({
+            "session_id": cancelled.id,
+            "status": cancelled.status,
+            "cancelled_at": cancelled.cancelled_at,
+            "cancelled_by": cancelled.cancelled_by,
+            "refund": { "percent": stored.percent, "amount_cents": stored.amount_cents, "platform_fee_cents": stored.platform_fee_cents,
+                        "expert_payout_cents": stored.expert_payout_cents, "currency": cancelled.currency },
+        }),
+    )
 }
 
 fn charge_of(session: &Session) -> Charge {
     // A charge is captured when it succeeded; a request never confirmed has only a pending one.
     let captured = session.payments.iter().any(|payment| payment.kind == "charge" && payment.status == "succeeded");
-    Charge { amount_cents: session.amount_cents, platform_fee_cents: session.platform_fee_cents, expert_payout_cents: session.expert_payout_cents, captured }
+    Charge {
+        amount_cents: session.amount_cents,
+        platform_fee_cents: session.platform_fee_cents,
+        expert_payout_cents: session.expert_payout_cents,
+        captured,
+    }
 }

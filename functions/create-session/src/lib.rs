@@ -51,12 +51,17 @@ async fn create_session(mut call: Call) -> Reply {
     if booking.expert_id == client_id {
         return Err(ApiError::conflict("self_booking", "An expert cannot book a session with themselves."));
     }
-    let currency = Currency::parse(&quote.currency).map_err(|rule| ApiError::internal().because(format!("stored currency: {rule}")))?;
-    let rate = MinorUnits::parse(quote.hourly_rate_cents).map_err(|rule| ApiError::internal().because(format!("stored rate: {rule}")))?;
-    let commission = CommissionBps::parse(quote.commission_bps).map_err(|rule| ApiError::internal().because(format!("server commission: {rule}")))?;
-    let price = Price::quote(rate, booking.duration, commission, currency).map_err(|overflow| ApiError::internal().because(overflow.to_string()))?;
+    let currency = Currency::parse(&quote.currency)
+        .map_err(|rule| ApiError::internal().because(format!("stored currency: {rule}")))?;
+    let rate = MinorUnits::parse(quote.hourly_rate_cents)
+        .map_err(|rule| ApiError::internal().because(format!("stored rate: {rule}")))?;
+    let commission = CommissionBps::parse(quote.commission_bps)
+        .map_err(|rule| ApiError::internal().because(format!("server commission: {rule}")))?;
+    let price = Price::quote(rate, booking.duration, commission, currency)
+        .map_err(|overflow| ApiError::internal().because(overflow.to_string()))?;
     if booking.expected_amount_cents.is_some_and(|expected| expected != price.amount_cents) {
-        return Err(ApiError::conflict("price_changed", "The expert's rate changed since the quote.").with_detail("price", json!(price)));
+        return Err(ApiError::conflict("price_changed", "The expert's rate changed since the quote.")
+            .with_detail("price", json!(price)));
     }
 
     // The database prices again with its own rate and commission and refuses any difference.
@@ -67,7 +72,8 @@ async fn create_session(mut call: Call) -> Reply {
         "currency": currency.as_str(), "notes": booking.notes, "context": call.audit_context(),
     });
     let session: Value = db.rpc("book_session", &args).await?;
-    let booked: Booked = serde_json::from_value(session.clone()).map_err(|error| ApiError::internal().because(format!("book_session answered: {error}")))?;
+    let booked: Booked = serde_json::from_value(session.clone())
+        .map_err(|error| ApiError::internal().because(format!("book_session answered: {error}")))?;
     call.dispatch_after_response(Scope::Session(booked.id));
     json_reply(201, &json!({ "session": session, "price": price }))
 }

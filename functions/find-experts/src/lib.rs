@@ -29,7 +29,8 @@ async fn search_by_body(mut call: Call) -> Reply {
 async fn search_by_query(call: Call) -> Reply {
     let url = call.req.url().map_err(|_| ApiError::bad_request("invalid_url", "The URL could not be read."))?;
     let mut violations = Violations::new();
-    let request = SearchRequest::from_query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())), &mut violations);
+    let request =
+        SearchRequest::from_query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())), &mut violations);
     search(call, Search::parse(request, violations)?).await
 }
 

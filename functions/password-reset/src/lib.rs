@@ -47,7 +47,8 @@ async fn request_reset(mut call: Call) -> Reply {
     let started = Date::now().as_millis();
     let request: ResetRequest = call.json().await?;
     let mut violations = Violations::new();
-    let email = violations.require("email", request.email).and_then(|email| violations.check("email", Email::parse(&email)));
+    let email =
+        violations.require("email", request.email).and_then(|email| violations.check("email", Email::parse(&email)));
     violations.finish()?;
     let email = email.ok_or_else(ApiError::internal)?;
     let db = call.db_as_service()?;
@@ -55,10 +56,20 @@ async fn request_reset(mut call: Call) -> Reply {
     // Buckets name the address by its hash: rate-limit rows hold no personal data.
     let email_digest = sha256_hex(email.as_str().as_bytes());
     let client = call.client_ip().unwrap_or_else(|| "unknown".into());
-    for (bucket, max_hits) in [(format!("password-reset:email:{email_digest}"), PER_EMAIL_PER_HOUR), (format!("password-reset:client:{client}"), PER_CLIENT_PER_HOUR)] {
-        let wait: u64 = db.rpc("service_role_hit_rate_limit", &json!({ "bucket": bucket, "max_hits": max_hits, "window_seconds": 3600 })).await?;
+    for (bucket, max_hits) in [
+        (format!("password-reset:email:{email_digest}"), PER_EMAIL_PER_HOUR),
+        (format!("password-reset:client:{client}"), PER_CLIENT_PER_HOUR),
+    ] {
+        let wait: u64 = db
+            .rpc(
+                "service_role_hit_rate_limit",
+                &json!({ "bucket": bucket, "max_hits": max_hits, "window_seconds": 3600 }),
+            )
+            .await?;
         if wait > 0 {
-            return Err(ApiError::new(429, "rate_limited", "Too many reset requests: try again later.").with_retry_after(wait));
+            return Err(
+                ApiError::new(429, "rate_limited", "Too many reset requests: try again later.").with_retry_after(wait)
+            );
         }
     }
 
@@ -87,7 +98,9 @@ struct CompleteRequest {
 async fn complete_reset(mut call: Call) -> Reply {
     let request: CompleteRequest = call.json().await?;
     let mut violations = Violations::new();
-    let presented = violations.require("token", request.token).and_then(|token| violations.check("token", PresentedToken::parse(&token)));
+    let presented = violations
+        .require("token", request.token)
+        .and_then(|token| violations.check("token", PresentedToken::parse(&token)));
     let password = violations.require("password", request.password);
     violations.finish()?;
     let (presented, password) = presented.zip(password).ok_or_else(ApiError::internal)?;
@@ -102,7 +115,10 @@ async fn complete_reset(mut call: Call) -> Reply {
     let password = password.ok_or_else(ApiError::internal)?;
 
     let queued: Queued = db
-        .rpc("service_role_complete_password_reset", &json!({ "token_id": presented.id, "password": password.expose(), "context": call.audit_context() }))
+        .rpc(
+            "service_role_complete_password_reset",
+            &json!({ "token_id": presented.id, "password": password.expose(), "context": call.audit_context() }),
+        )
         .await?;
     if let Some(outbox_id) = queued.outbox_id {
         call.dispatch_after_response(Scope::Rows(vec![outbox_id]));

@@ -24,14 +24,25 @@ impl WebCrypto {
         };
         let (import_params, verify_params) = match key.alg {
             Asymmetric::Es256 => (r#"{"name":"ECDSA","namedCurve":"P-256"}"#, r#"{"name":"ECDSA","hash":"SHA-256"}"#),
-            Asymmetric::Rs256 => (r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#, r#"{"name":"RSASSA-PKCS1-v1_5"}"#),
+            Asymmetric::Rs256 => {
+                (r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#, r#"{"name":"RSASSA-PKCS1-v1_5"}"#)
+            }
         };
         let jwk: Object = js_sys::JSON::parse(&key.jwk.to_string())?.dyn_into()?;
         let usages = Array::of1(&"verify".into());
-        let imported = call("importKey", Array::of5(&"jwk".into(), &jwk, &js_sys::JSON::parse(import_params)?, &false.into(), &usages))?.await?;
+        let imported = call(
+            "importKey",
+            Array::of5(&"jwk".into(), &jwk, &js_sys::JSON::parse(import_params)?, &false.into(), &usages),
+        )?
+        .await?;
         let verified = call(
             "verify",
-            Array::of4(&js_sys::JSON::parse(verify_params)?, &imported, &Uint8Array::from(signature), &Uint8Array::from(message)),
+            Array::of4(
+                &js_sys::JSON::parse(verify_params)?,
+                &imported,
+                &Uint8Array::from(signature),
+                &Uint8Array::from(message),
+            ),
         )?
         .await?;
         Ok(verified.as_bool().unwrap_or(false))
@@ -54,7 +65,9 @@ thread_local! {
 
 pub(super) async fn verifier(call: &Call) -> Result<Rc<Verifier>, ApiError> {
     let now = Date::now().as_millis();
-    if let Some(verifier) = CACHED.with(|cached| cached.borrow().as_ref().filter(|(at, _)| now - at < JWKS_TTL_MS).map(|(_, v)| v.clone())) {
+    if let Some(verifier) =
+        CACHED.with(|cached| cached.borrow().as_ref().filter(|(at, _)| now - at < JWKS_TTL_MS).map(|(_, v)| v.clone()))
+    {
         return Ok(verifier);
     }
     let secret = read_var(&call.env, "SUPABASE_JWT_SECRET");
@@ -66,10 +79,12 @@ pub(super) async fn verifier(call: &Call) -> Result<Rc<Verifier>, ApiError> {
     let mut verifier = Verifier::new(secret.as_deref());
     if let Some(url) = jwks_url {
         let unavailable = |cause: String| {
-            ApiError::unavailable("auth_keys_unavailable", "The project's signing keys cannot be fetched right now.").because(cause)
+            ApiError::unavailable("auth_keys_unavailable", "The project's signing keys cannot be fetched right now.")
+                .because(cause)
         };
         let url = Url::parse(&url).map_err(|error| unavailable(format!("bad SUPABASE_JWKS_URL: {error}")))?;
-        let mut response = Fetch::Url(url).send().await.map_err(|error| unavailable(format!("JWKS fetch failed: {error}")))?;
+        let mut response =
+            Fetch::Url(url).send().await.map_err(|error| unavailable(format!("JWKS fetch failed: {error}")))?;
         let document = response.text().await.map_err(|error| unavailable(format!("JWKS read failed: {error}")))?;
         verifier = verifier.with_jwks(&document).map_err(unavailable)?;
     }

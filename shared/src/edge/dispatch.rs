@@ -6,7 +6,9 @@
 use super::outbound::{deliver_webhook, Daily, Resend};
 use super::{log_line, Runtime};
 use crate::error::ApiError;
-use crate::outbox::{batch_outcomes, Advanced, BatchAnswer, Budget, Claim, Outcome, Recorded, Renderer, Summary, MAX_BATCH};
+use crate::outbox::{
+    batch_outcomes, Advanced, BatchAnswer, Budget, Claim, Outcome, Recorded, Renderer, Summary, MAX_BATCH,
+};
 use crate::tokens::TokenKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,7 +47,12 @@ pub async fn run(runtime: &impl Runtime, scope: &Scope, budget: u32) -> Result<S
     outcome.map(|_| summary)
 }
 
-async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summary: &mut Summary) -> Result<(), ApiError> {
+async fn drain(
+    runtime: &impl Runtime,
+    scope: &Scope,
+    budget: &mut Budget,
+    summary: &mut Summary,
+) -> Result<(), ApiError> {
     let db = runtime.db_as_service()?;
     let resend = Resend::from_env(runtime)?;
     let daily = Daily::from_env(runtime)?;
@@ -65,7 +72,9 @@ async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summa
         budget.spend(1);
         let advanced: Advanced = db.rpc("service_role_advance_sessions", &json!({})).await?;
         for room in &advanced.rooms_missing {
-            log_line(&json!({ "level": "alert", "event": "room_missing", "run_id": runtime.request_id(), "session": room }));
+            log_line(
+                &json!({ "level": "alert", "event": "room_missing", "run_id": runtime.request_id(), "session": room }),
+            );
         }
         summary.add_advanced(&advanced);
     }
@@ -82,7 +91,8 @@ async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summa
         if claim.is_empty() {
             break;
         }
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(claim.emails.len() + claim.rooms.len() + claim.webhooks.len());
+        let mut outcomes: Vec<Outcome> =
+            Vec::with_capacity(claim.emails.len() + claim.rooms.len() + claim.webhooks.len());
         if let (false, Some(batch_key)) = (claim.emails.is_empty(), claim.batch_key.as_deref()) {
             let mut rendered = Vec::with_capacity(claim.emails.len());
             let mut sendable = Vec::with_capacity(claim.emails.len());
@@ -100,7 +110,9 @@ async fn drain(runtime: &impl Runtime, scope: &Scope, budget: &mut Budget, summa
                 summary.batches += 1;
                 let answer = resend.send_batch(&rendered, batch_key).await;
                 if let BatchAnswer::Failed(error) = &answer {
-                    log_line(&json!({ "level": "warn", "event": "email_batch_failed", "run_id": runtime.request_id(), "batch_key": batch_key, "error": error }));
+                    log_line(
+                        &json!({ "level": "warn", "event": "email_batch_failed", "run_id": runtime.request_id(), "batch_key": batch_key, "error": error }),
+                    );
                 }
                 outcomes.extend(batch_outcomes(&sendable, batch_key, answer));
             }

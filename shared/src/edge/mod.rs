@@ -9,7 +9,6 @@ mod outbound;
 pub use outbound::{send_built, Resend};
 
 use crate::auth::Caller;
-use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::cors::{self, AllowedOrigins};
 use crate::db::Db;
@@ -20,6 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
+use subtle::ConstantTimeEq;
 use worker::{console_log, Context, Date, Env, Fetch, Headers, Method, Request, Response};
 
 pub type Reply = Result<Response, ApiError>;
@@ -87,7 +87,12 @@ pub trait Runtime {
 
     /// PostgREST as service_role, for system work.
     fn db_as_service(&self) -> Result<Db, ApiError> {
-        Ok(Db::as_service(&self.config().postgrest_url, &self.config().anon_key, &self.var("SUPABASE_SERVICE_ROLE_KEY")?, self.request_id()))
+        Ok(Db::as_service(
+            &self.config().postgrest_url,
+            &self.config().anon_key,
+            &self.var("SUPABASE_SERVICE_ROLE_KEY")?,
+            self.request_id(),
+        ))
     }
 }
 
@@ -146,7 +151,13 @@ impl Call {
     pub fn dispatch_after_response(&self, scope: dispatch::Scope) {
         let dispatcher = match self.env.service(DISPATCHER_BINDING) {
             Ok(dispatcher) => dispatcher,
-            Err(_) => return log_error(&self.request_id, "config", "no DISPATCHER service binding: queued work waits for the cron"),
+            Err(_) => {
+                return log_error(
+                    &self.request_id,
+                    "config",
+                    "no DISPATCHER service binding: queued work waits for the cron",
+                )
+            }
         };
         let Ok(service_key) = self.var("SUPABASE_SERVICE_ROLE_KEY") else { return };
         let request_id = self.request_id.clone();
@@ -157,13 +168,20 @@ impl Call {
                 headers.set("content-type", "application/json")?;
                 headers.set("x-request-id", &request_id)?;
                 let mut init = worker::RequestInit::new();
-                init.with_method(Method::Post).with_headers(headers).with_body(Some(json!({ "scope": scope }).to_string().into()));
-                let response = dispatcher.fetch_request(Request::new_with_init("https://dispatcher/run", &init)?).await?;
+                init.with_method(Method::Post)
+                    .with_headers(headers)
+                    .with_body(Some(json!({ "scope": scope }).to_string().into()));
+                let response =
+                    dispatcher.fetch_request(Request::new_with_init("https://dispatcher/run", &init)?).await?;
                 Ok::<u16, worker::Error>(response.status_code())
             };
             match handed.await {
                 Ok(status) if status < 300 => {}
-                Ok(status) => log_error(&request_id, "dispatch_failed", &format!("the dispatcher answered {status}; the cron will retry")),
+                Ok(status) => log_error(
+                    &request_id,
+                    "dispatch_failed",
+                    &format!("the dispatcher answered {status}; the cron will retry"),
+                ),
                 Err(error) => log_error(&request_id, "dispatch_failed", &format!("{error}; the cron will retry")),
             }
         });
@@ -189,7 +207,8 @@ impl Call {
         if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
             return Err(body_too_large());
         }
-        let bytes = self.req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "The body could not be read."))?;
+        let bytes =
+            self.req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "The body could not be read."))?;
         if bytes.len() > MAX_BODY_BYTES {
             return Err(body_too_large());
         }
@@ -216,7 +235,9 @@ impl Call {
     pub async fn caller(&self) -> Result<Caller, ApiError> {
         match self.bearer_token() {
             None => Ok(Caller::Anon),
-            Some(token) => auth::verifier(self).await?.verify(&token, self.now(), &auth::WebCrypto).await.map_err(ApiError::from),
+            Some(token) => {
+                auth::verifier(self).await?.verify(&token, self.now(), &auth::WebCrypto).await.map_err(ApiError::from)
+            }
         }
     }
 
@@ -232,7 +253,8 @@ impl Call {
     /// The key is the project's secret itself, so it is compared (in constant time) rather than
     /// verified as a JWT: that also serves Supabase's newer opaque secret keys.
     pub fn require_service_role(&self) -> Result<(), ApiError> {
-        let presented = self.bearer_token().ok_or_else(|| ApiError::unauthorized("This route needs the service role key."))?;
+        let presented =
+            self.bearer_token().ok_or_else(|| ApiError::unauthorized("This route needs the service role key."))?;
         let expected = self.var("SUPABASE_SERVICE_ROLE_KEY")?;
         if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(())
@@ -243,7 +265,12 @@ impl Call {
 
     /// PostgREST as the caller (RLS applies), or as anon without a token.
     pub fn db_as(&self, token: Option<&str>) -> Db {
-        Db::as_caller(&self.config.postgrest_url, &self.config.anon_key, token.unwrap_or(&self.config.anon_key), &self.request_id)
+        Db::as_caller(
+            &self.config.postgrest_url,
+            &self.config.anon_key,
+            token.unwrap_or(&self.config.anon_key),
+            &self.request_id,
+        )
     }
 
     /// How far ahead sessions may be booked, from the environment.
@@ -278,16 +305,20 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
     let path = path_of(&req.inner().url()).to_owned();
     let headers = req.headers();
     let origin = headers.get("origin").ok().flatten();
-    let request_id = headers.get("x-request-id").ok().flatten().filter(|id| is_safe_request_id(id)).unwrap_or_else(next_request_id);
+    let request_id =
+        headers.get("x-request-id").ok().flatten().filter(|id| is_safe_request_id(id)).unwrap_or_else(next_request_id);
 
     let config = cached_config(&env);
-    let allowed_origins = config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
+    let allowed_origins =
+        config.as_ref().map(|config| config.allowed_origins.clone()).unwrap_or(AllowedOrigins::parse(""));
     let reply = match config {
         Err(missing) => {
             log_error(&request_id, "config", &missing.to_string());
             Err(ApiError::internal())
         }
-        Ok(config) => route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &path).await,
+        Ok(config) => {
+            route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &path).await
+        }
     };
     let status = match &reply {
         Ok(response) => response.status_code(),

@@ -23,12 +23,24 @@ fn excerpt(text: &str) -> String {
     text.chars().take(300).collect()
 }
 
-async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<String>, signal: Option<&AbortSignal>) -> Result<Answer, String> {
+async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    signal: Option<&AbortSignal>,
+) -> Result<Answer, String> {
     let mut response = fetch(method, url, headers, body, signal).await?;
     Ok(Answer { status: response.status_code(), text: response.text().await.unwrap_or_default() })
 }
 
-async fn fetch(method: Method, url: &str, headers: &[(&str, &str)], body: Option<String>, signal: Option<&AbortSignal>) -> Result<Response, String> {
+async fn fetch(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    signal: Option<&AbortSignal>,
+) -> Result<Response, String> {
     let request_headers = Headers::new();
     for (name, value) in headers {
         request_headers.set(name, value).map_err(|error| error.to_string())?;
@@ -54,7 +66,11 @@ pub async fn send_built(request: &reqwest::Request) -> Result<Response, String> 
         request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
     let method = Method::from(request.method().as_str().to_owned());
     // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
-    let body = request.body().and_then(|body| body.as_bytes()).filter(|bytes| !bytes.is_empty()).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+    let body = request
+        .body()
+        .and_then(|body| body.as_bytes())
+        .filter(|bytes| !bytes.is_empty())
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
     fetch(method, request.url().as_str(), &headers, body, None).await
 }
 
@@ -87,14 +103,27 @@ impl Resend {
     /// Sends one email; the idempotency key makes a retried send deliver it once.
     pub async fn send(&self, message: &Message, idempotency_key: &str) -> Result<String, String> {
         let authorization = format!("Bearer {}", self.api_key);
-        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json"), ("idempotency-key", idempotency_key)];
-        let answer = send(Method::Post, &format!("{}/emails", self.base_url), &headers, Some(message.to_resend(&self.from).to_string()), None).await?;
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", idempotency_key),
+        ];
+        let answer = send(
+            Method::Post,
+            &format!("{}/emails", self.base_url),
+            &headers,
+            Some(message.to_resend(&self.from).to_string()),
+            None,
+        )
+        .await?;
         #[derive(Deserialize)]
         struct Sent {
             id: String,
         }
         match answer.status {
-            200..=299 => serde_json::from_str::<Sent>(&answer.text).map(|sent| sent.id).map_err(|_| "the email provider answered without an id".into()),
+            200..=299 => serde_json::from_str::<Sent>(&answer.text)
+                .map(|sent| sent.id)
+                .map_err(|_| "the email provider answered without an id".into()),
             status => Err(format!("email provider answered {status}: {}", excerpt(&answer.text))),
         }
     }
@@ -105,11 +134,16 @@ impl Resend {
     pub async fn send_batch(&self, messages: &[Message], idempotency_key: &str) -> BatchAnswer {
         let body = Value::Array(messages.iter().map(|message| message.to_resend(&self.from)).collect()).to_string();
         let authorization = format!("Bearer {}", self.api_key);
-        let headers = [("authorization", authorization.as_str()), ("content-type", "application/json"), ("idempotency-key", idempotency_key)];
-        let answer = match send(Method::Post, &format!("{}/emails/batch", self.base_url), &headers, Some(body), None).await {
-            Ok(answer) => answer,
-            Err(error) => return BatchAnswer::Failed(error),
-        };
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", idempotency_key),
+        ];
+        let answer =
+            match send(Method::Post, &format!("{}/emails/batch", self.base_url), &headers, Some(body), None).await {
+                Ok(answer) => answer,
+                Err(error) => return BatchAnswer::Failed(error),
+            };
         #[derive(Deserialize)]
         struct Sent {
             id: String,
@@ -122,7 +156,11 @@ impl Resend {
             200..=299 => serde_json::from_str::<Batch>(&answer.text)
                 .map(|batch| BatchAnswer::Sent(batch.data.into_iter().map(|sent| sent.id).collect()))
                 .unwrap_or_else(|_| BatchAnswer::Failed(format!("unreadable batch answer: {}", excerpt(&answer.text)))),
-            409 if serde_json::from_str::<ProviderError>(&answer.text).is_ok_and(|error| error.name == "invalid_idempotent_request") => BatchAnswer::AlreadySent,
+            409 if serde_json::from_str::<ProviderError>(&answer.text)
+                .is_ok_and(|error| error.name == "invalid_idempotent_request") =>
+            {
+                BatchAnswer::AlreadySent
+            }
             status => BatchAnswer::Failed(format!("email provider answered {status}: {}", excerpt(&answer.text))),
         }
     }
@@ -135,7 +173,10 @@ pub struct Daily {
 
 impl Daily {
     pub fn from_env(runtime: &impl Runtime) -> Result<Self, crate::ApiError> {
-        Ok(Self { base_url: runtime.var("DAILY_API_URL")?.trim_end_matches('/').to_owned(), api_key: runtime.var("DAILY_API_KEY")? })
+        Ok(Self {
+            base_url: runtime.var("DAILY_API_URL")?.trim_end_matches('/').to_owned(),
+            api_key: runtime.var("DAILY_API_KEY")?,
+        })
     }
 
     /// Makes or removes a session's room. Both are idempotent: a room that already exists is
@@ -160,7 +201,10 @@ impl Daily {
                 if (200..300).contains(&answer.status) || already {
                     Outcome::done(work.id, format!("{} {}", work.topic, work.room_name))
                 } else {
-                    Outcome::failed(work.id, format!("video provider answered {}: {}", answer.status, excerpt(&answer.text)))
+                    Outcome::failed(
+                        work.id,
+                        format!("video provider answered {}: {}", answer.status, excerpt(&answer.text)),
+                    )
                 }
             }
         }
