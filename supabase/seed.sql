@@ -28,6 +28,10 @@ insert into public.expert_profiles (id, headline, bio, hourly_rate_cents, curren
   ('22222222-2222-4222-8222-222222222203', 'DevOps: Kubernetes, Terraform, CI', 'Makes deploys boring and on-call quiet.', 13500, 'USD', 'Europe/Berlin', true, '44444444-4444-4444-8444-444444444444'),
   ('22222222-2222-4222-8222-222222222204', 'React and design systems', 'Hooks, performance and accessible components.', 9000, 'USD', 'America/Los_Angeles', false, '44444444-4444-4444-8444-444444444444');
 
+-- Every seeded expert has finished Stripe Connect onboarding and can take charges.
+insert into public.payout_accounts (expert_id, stripe_account_id, charges_enabled, payouts_enabled, details_submitted, reported_at)
+select e.id, 'acct_seed' || right(e.id::text, 2), true, true, true, now() from public.expert_profiles e;
+
 insert into public.skill_categories (slug, name) values
   ('cursor', 'Cursor'), ('v0', 'v0'), ('lovable', 'Lovable'), ('react', 'React'), ('nextjs', 'Next.js'),
   ('typescript', 'TypeScript'), ('supabase', 'Supabase'), ('postgres', 'PostgreSQL'), ('llm-apps', 'LLM applications'),
@@ -60,21 +64,27 @@ insert into public.online_status (profile_id, is_online, last_seen_at)
 values ('22222222-2222-4222-8222-222222222201', true, now()), ('22222222-2222-4222-8222-222222222203', false, now() - interval '2 hours');
 
 -- Three sessions of Casey's, priced by the rules (the table's checks verify it).
-insert into public.sessions (id, client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency, notes, room_name, room_url)
+insert into public.sessions (id, client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency, notes, room_name, room_url, payment_intent_id)
 select s.id::uuid, '11111111-1111-4111-8111-111111111111', s.expert_id::uuid, s.starts_at, s.starts_at + make_interval(mins => s.minutes), s.minutes,
        s.status, s.rate, (s.rate * s.minutes + 30) / 60, ((s.rate * s.minutes + 30) / 60 * 1000 + 5000) / 10000,
        (s.rate * s.minutes + 30) / 60 - ((s.rate * s.minutes + 30) / 60 * 1000 + 5000) / 10000, 'USD', s.notes,
-       'cae-' || s.id, 'https://call-an-expert.daily.co/cae-' || s.id
+       'cae-' || s.id, 'https://call-an-expert.daily.co/cae-' || s.id, 'pi_seed' || right(s.id, 2)
 from (values
   ('55555555-5555-4555-8555-555555555501', '22222222-2222-4222-8222-222222222201', date_trunc('hour', now()) - interval '7 days', 60, 'completed', 15000::bigint, 'Set up Cursor rules for our monorepo.'),
   ('55555555-5555-4555-8555-555555555502', '22222222-2222-4222-8222-222222222202', date_trunc('minute', now()) - interval '15 minutes', 90, 'in_progress', 12000::bigint, 'Review our Supabase RLS policies.'),
   ('55555555-5555-4555-8555-555555555503', '22222222-2222-4222-8222-222222222204', date_trunc('hour', now()) + interval '3 days', 60, 'requested', 9000::bigint, 'Speed up a slow React table.')
 ) as s (id, expert_id, starts_at, minutes, status, rate, notes);
 
-insert into public.payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status, provider)
-select id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency,
-       case when status = 'requested' then 'pending' else 'succeeded' end, 'manual'
-from public.sessions;
+-- Their payments, as Stripe would have reported them: paid and captured for the two that took
+-- place, authorised and waiting for the expert's answer for the request.
+insert into public.payments (session_id, kind, provider_ref, parent_ref, status, amount_cents, captured_cents, refunded_cents, application_fee_cents, fee_ref, transfer_ref, currency, reported_at)
+select s.id, k.kind, k.ref, k.parent, k.status, s.amount_cents, k.captured, k.refunded, s.platform_fee_cents, k.fee, k.transfer, s.currency, s.created_at
+from public.sessions s
+cross join lateral (values
+  ('payment_intent', s.payment_intent_id, null, case when s.status = 'requested' then 'requires_capture' else 'succeeded' end, null::bigint, null::bigint, null, null),
+  ('charge', 'ch_seed' || right(s.id::text, 2), s.payment_intent_id, 'succeeded', case when s.status = 'requested' then 0 else s.amount_cents end, 0::bigint,
+   case when s.status <> 'requested' then 'fee_seed' || right(s.id::text, 2) end, case when s.status <> 'requested' then 'tr_seed' || right(s.id::text, 2) end)
+) as k (kind, ref, parent, status, captured, refunded, fee, transfer);
 
 insert into public.reviews (session_id, reviewer_id, reviewee_id, rating, comment)
 values ('55555555-5555-4555-8555-555555555501', '11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222201', 5, 'Clear, fast and practical.');

@@ -2,7 +2,7 @@
 // the workers would never send. Whatever gets through must be what the functions allow.
 import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, EXPERTS, exec, freeWeekdayStart, newClient, newExpert, postgrest, sql, stack, standin, user } from './helpers.mjs';
+import { call, EXPERTS, exec, freeWeekdayStart, insertPaidSession, newClient, newExpert, postgrest, sql, stack, standin, stripe, user } from './helpers.mjs';
 
 beforeEach(() => standin.reset());
 
@@ -52,6 +52,29 @@ describe('book_session called directly', () => {
     assert.equal(status, 201, JSON.stringify(json));
     const [row] = sql(`select request_id, reported_context ->> 'ip' as reported_ip from audit_logs where entity_id = '${json.session.id}' and action = 'session.created'`);
     assert.deepEqual(row, { request_id: 'trace-audit-1', reported_ip: '198.51.100.7' });
+  });
+});
+
+describe('payments called directly', () => {
+  test('a held session cannot be paid for by writing the database or by handing in a Stripe object', async () => {
+    const mallory = newClient('mallory-pay');
+    const { json: held } = await bookDirectly(mallory.jwt);
+    assert.equal(held.status, 'awaiting_payment');
+    // The client's own PATCH changes nothing (checked below, with the rest).
+    await postgrest(`/sessions?id=eq.${held.id}`, { method: 'PATCH', token: mallory.jwt, body: { status: 'confirmed' } });
+    const ada = user('expert');
+    const byExpert = await postgrest(`/sessions?id=eq.${held.id}`, { method: 'PATCH', token: ada.jwt, body: { status: 'confirmed' } });
+    assert.deepEqual([byExpert.status, byExpert.json.hint], [403, 'payment_pending'], 'not even the expert confirms an unpaid hold');
+    const paid = { object: 'payment_intent', id: 'pi_forged', status: 'succeeded', amount: 15000, currency: 'usd', metadata: { session_id: held.id } };
+    for (const [fn, body] of [['service_role_record_stripe_objects', { objects: [paid] }],
+      ['service_role_receive_stripe_event', { signed_at: Math.floor(Date.now() / 1000), event: { id: 'evt_forged', object: 'event', type: 'payment_intent.succeeded', created: 1, data: { object: paid } } }]]) {
+      const forged = await postgrest(`/rpc/${fn}`, { method: 'POST', token: mallory.jwt, body });
+      assert.equal(forged.status, 403, `${fn}: ${forged.text}`);
+    }
+    const ledger = await postgrest(`/payments?session_id=eq.${held.id}`, { method: 'POST', token: mallory.jwt,
+      body: { session_id: held.id, kind: 'payment_intent', provider_ref: 'pi_forged', status: 'succeeded', amount_cents: 15000, currency: 'USD', reported_at: new Date().toISOString() } });
+    assert.equal(ledger.status, 403, 'nor write the ledger');
+    assert.deepEqual(sql(`select status, payment_intent_id from sessions where id = '${held.id}'`), [{ status: 'awaiting_payment', payment_intent_id: null }]);
   });
 });
 
@@ -113,24 +136,22 @@ describe('public and presence endpoints called directly', () => {
 });
 
 describe('the status machine called directly', () => {
-  test('an expert cannot confirm a request once it has started; the dispatcher expires it and releases the charge', async () => {
-    const expert = newExpert('late-answer');
+  test('an expert cannot confirm a request once it has started; the dispatcher expires it and releases the authorisation', async () => {
+    const expert = await newExpert('late-answer');
     const booker = newClient('late-answer-client');
-    const [{ id }] = sql(`
-      insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)
-      values ('${booker.id}', '${expert.id}', date_trunc('minute', now()) - interval '5 minutes', date_trunc('minute', now()) + interval '55 minutes', 60, 'requested', 9000, 9000, 900, 8100, 'USD')
-      returning id`);
-    exec(`insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency) values ('${id}', 'charge', 9000, 900, 8100, 'USD')`);
+    const id = await insertPaidSession({ clientId: booker.id, expertId: expert.id, hoursAhead: -5 / 60, minutes: 60, status: 'requested' });
     const late = await postgrest(`/sessions?id=eq.${id}`, { method: 'PATCH', token: expert.jwt, body: { status: 'confirmed' } });
     assert.deepEqual([late.status, late.json.hint], [409, 'too_late_to_answer']);
     const run = await call('booking-reminders', '/run', { method: 'POST', token: stack.service_role_key });
     assert.equal(run.status, 200, JSON.stringify(run.json));
     assert.ok(run.json.expired >= 1);
-    assert.deepEqual(sql(`select s.status, p.status as charge from sessions s join payments p on p.session_id = s.id where s.id = '${id}'`), [{ status: 'expired', charge: 'cancelled' }]);
+    assert.equal(sql(`select status from sessions where id = '${id}'`)[0].status, 'expired');
+    const intent = (await stripe.objects()).payment_intents.find((pi) => pi.metadata.session_id === id);
+    assert.deepEqual([intent.status, intent.cancellation_reason], ['canceled', 'abandoned'], 'the card authorisation is released at Stripe');
   });
 
   test('an expert cannot start a session an hour early, nor complete it before it starts', async () => {
-    const expert = newExpert('eager-expert');
+    const expert = await newExpert('eager-expert');
     const booker = newClient('eager-expert-client');
     const confirmedIn = (minutes) => sql(`
       insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)

@@ -117,14 +117,101 @@ export function newClient(label) {
   return { id, email, jwt: userToken({ id, email }, stack.jwt_secret) };
 }
 
-// A new active expert (no availability rules) with a ready JWT.
-export function newExpert(label, { rate = 9000, timezone = 'America/Los_Angeles' } = {}) {
+// A new active expert (no availability rules) with a ready JWT and, unless `payouts` is false,
+// a Connect account that finished onboarding (at the stand-in and in the database).
+export async function newExpert(label, { rate = 9000, timezone = 'America/Los_Angeles', payouts = true } = {}) {
   const email = `${label}-${Math.random().toString(36).slice(2, 10)}@example.com`;
   const [{ id }] = sql(`insert into auth.users (id, aud, role, email, raw_user_meta_data, created_at, updated_at)
     values (gen_random_uuid(), 'authenticated', 'authenticated', '${email}', '{"full_name": "Test Expert", "role": "expert", "timezone": "${timezone}"}', now(), now()) returning id`);
   exec(`insert into expert_profiles (id, hourly_rate_cents, currency, timezone) values ('${id}', ${rate}, 'USD', '${timezone}')`);
+  if (payouts) {
+    const account = await stripe.control('POST', '/accounts', { expert_id: id, email });
+    exec(`insert into payout_accounts (expert_id, stripe_account_id, charges_enabled, payouts_enabled, details_submitted, reported_at)
+          values ('${id}', '${account.id}', true, true, true, now())`);
+  }
   return { id, email, jwt: userToken({ id, email }, stack.jwt_secret) };
 }
+
+// Stripe's side, played by the stand-in: its control routes, and the browser's part (Stripe.js
+// confirming a PaymentIntent with the publishable key and the client secret).
+export const stripe = {
+  control: async (method, path, body) => {
+    const response = await fetch(`${stack.standin_url}/__standin/stripe${path}`, {
+      method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await response.json();
+    if (!response.ok) throw new Error(`stand-in ${method} ${path} answered ${response.status}: ${JSON.stringify(json)}`);
+    return json;
+  },
+  delivery: (mode) => stripe.control('POST', '/delivery', { mode }),
+  release: (order = 'in_order') => stripe.control('POST', '/release', { order }),
+  // Waits until every event sent so far has been answered.
+  settle: () => stripe.control('POST', '/settle'),
+  deliveries: () => stripe.control('GET', '/deliveries'),
+  objects: () => stripe.control('GET', '/objects'),
+  confirm: async (payment, paymentMethod = 'pm_card_visa') => {
+    const response = await fetch(`${stack.stripe.api_url}/v1/payment_intents/${payment.payment_intent_id}/confirm`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.stripe.publishable_key}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_secret: payment.client_secret, payment_method: paymentMethod }).toString(),
+    });
+    await stripe.settle();
+    return { status: response.status, json: await response.json() };
+  },
+};
+
+// A call to the Stripe API (the stand-in) with the platform's secret key, as a worker makes it.
+export async function stripeApi(path, params, { method = 'POST', idempotencyKey } = {}) {
+  const response = await fetch(`${stack.stripe.api_url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.stripe.secret_key}`, 'content-type': 'application/x-www-form-urlencoded',
+               ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
+    body: method === 'GET' ? undefined : new URLSearchParams(params).toString(),
+  });
+  return { status: response.status, json: await response.json() };
+}
+
+// A session arranged in the database (at any time, outside any hours: what no API may book),
+// paid through Stripe as create-session and the browser would have: its PaymentIntent succeeded
+// (confirmed) or authorised (requested), its ledger mirrored from Stripe's events. What its
+// arrival queued is dropped, as if it went out long ago.
+export async function insertPaidSession({ clientId, expertId, hoursAhead, status = 'confirmed', minutes = 75 }) {
+  const offset = Math.round(hoursAhead * 60);
+  const [session] = sql(`
+    insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)
+    select '${clientId}', e.id, date_trunc('minute', now()) + make_interval(mins => ${offset}), date_trunc('minute', now()) + make_interval(mins => ${offset} + ${minutes}),
+           ${minutes}, '${status}', e.hourly_rate_cents, (e.hourly_rate_cents * ${minutes} + 30) / 60, ((e.hourly_rate_cents * ${minutes} + 30) / 60 * 1000 + 5000) / 10000,
+           (e.hourly_rate_cents * ${minutes} + 30) / 60 - ((e.hourly_rate_cents * ${minutes} + 30) / 60 * 1000 + 5000) / 10000, e.currency
+    from expert_profiles e where e.id = '${expertId}'
+    returning id, amount_cents, platform_fee_cents, lower(currency) as currency, (select stripe_account_id from payout_accounts where expert_id = '${expertId}') as destination`);
+  exec(`delete from outbox where session_id = '${session.id}'`);
+  const intent = await stripeApi('/v1/payment_intents', {
+    amount: session.amount_cents, currency: session.currency, capture_method: status === 'requested' ? 'manual' : 'automatic',
+    application_fee_amount: session.platform_fee_cents, 'transfer_data[destination]': session.destination, 'metadata[session_id]': session.id,
+  });
+  if (intent.status !== 200) throw new Error(`the stand-in refused the PaymentIntent: ${JSON.stringify(intent.json)}`);
+  exec(`update sessions set payment_intent_id = '${intent.json.id}' where id = '${session.id}'`);
+  await stripe.confirm({ payment_intent_id: intent.json.id, client_secret: intent.json.client_secret });
+  return session.id;
+}
+
+export const sessionRow = (id) => sql(`select * from sessions where id = '${id}'`)[0];
+
+// Books through create-session and pays as the browser would, once Stripe's events have moved
+// the session on: the booking's answer and the session as it is then.
+export async function bookAndPay(token, body, paymentMethod = 'pm_card_visa') {
+  const booked = await call('create-session', '/', { method: 'POST', token, body });
+  if (booked.status !== 201) return { ...booked, session: undefined };
+  await stripe.confirm(booked.json.payment, paymentMethod);
+  const session = await eventually('the payment to book the session', () => {
+    const row = sessionRow(booked.json.session.id);
+    return (paymentMethod !== 'pm_card_visa' || row.status !== 'awaiting_payment') && row;
+  });
+  return { ...booked, session };
+}
+
+// What a session's ledger sums to against what the money rules say (service_role_reconcile_session).
+export const reconcile = (sessionId) => rest('/rpc/service_role_reconcile_session', { method: 'POST', body: { session_id: sessionId } });
 
 let dayCursor = 2;
 // A start inside an expert's weekly hours (weekdays 09:00-17:00 local) on a weekday no other

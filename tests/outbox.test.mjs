@@ -5,17 +5,18 @@ import { describe, test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import ICAL from 'ical.js';
 import { Webhook } from 'standardwebhooks';
-import { call, eventually, EXPERTS, exec, freeWeekdayStart, makeOutboxDue, newClient, newExpert, postgrest, rest, runDispatcher, sql, stack, standin } from './helpers.mjs';
+import { bookAndPay, call, eventually, EXPERTS, exec, freeWeekdayStart, makeOutboxDue, newClient, newExpert, postgrest, rest, runDispatcher, sql, stack, standin } from './helpers.mjs';
 
 beforeEach(() => standin.reset());
 
-const book = (token, body) => call('create-session', '/', { method: 'POST', token, body });
+// Booked through create-session and paid through the Stripe stand-in, as a browser would.
+const book = (token, body) => bookAndPay(token, body);
 const cancel = (token, body) => call('cancel-session', '/', { method: 'POST', token, body });
 
 // An expert of their own for each test, working every day 08:00-20:00 UTC, so that any test's
 // sessions are theirs alone to count.
-function expertForTest(label, { instant = false } = {}) {
-  const expert = newExpert(label, { rate: 12000, timezone: 'UTC' });
+async function expertForTest(label, { instant = false } = {}) {
+  const expert = await newExpert(label, { rate: 12000, timezone: 'UTC' });
   exec(`update expert_profiles set instant_booking = ${instant} where id = '${expert.id}';
         insert into availability_rules (expert_id, weekday, start_minute, end_minute) select '${expert.id}', d, 480, 1200 from generate_series(0, 6) d`);
   return expert;
@@ -40,7 +41,7 @@ const subjectsTo = async (address) => (await standin.emails()).filter((e) => e.t
 
 describe('every transition tells the right people, once', () => {
   test('a request, its confirmation through PostgREST and its cancellation: invitations keep their UID and step their SEQUENCE', async () => {
-    const expert = expertForTest('ics-expert');
+    const expert = await expertForTest('ics-expert');
     const client = newClient('ics-client');
     const starts_at = freeWeekdayStart(expert.id, 10);
     const booked = await book(client.jwt, { expert_id: expert.id, starts_at, duration_minutes: 60 });
@@ -77,7 +78,7 @@ describe('every transition tells the right people, once', () => {
   });
 
   test('a decline and an expiry tell both participants; a completed session asks the client for a review', async () => {
-    const expert = expertForTest('decline-expert');
+    const expert = await expertForTest('decline-expert');
     const client = newClient('decline-client');
     const declined = (await book(client.jwt, { expert_id: expert.id, starts_at: freeWeekdayStart(expert.id, 9), duration_minutes: 60 })).json.session.id;
     await standin.emailsTo([client.email]);
@@ -103,7 +104,7 @@ describe('every transition tells the right people, once', () => {
   });
 
   test('a booking that fails queues nothing', async () => {
-    const expert = expertForTest('race-expert');
+    const expert = await expertForTest('race-expert');
     const [first, second] = [newClient('race-a'), newClient('race-b')];
     const starts_at = freeWeekdayStart(expert.id, 14);
     assert.equal((await book(first.jwt, { expert_id: expert.id, starts_at, duration_minutes: 60 })).status, 201);
@@ -121,7 +122,7 @@ describe('failures and overlap lose nothing and duplicate nothing', () => {
   beforeEach(() => runDispatcher());
 
   test('the email provider failing three times: the notices go out once it recovers, exactly once', async () => {
-    const expert = expertForTest('flaky-expert', { instant: true });
+    const expert = await expertForTest('flaky-expert', { instant: true });
     const client = newClient('flaky-client');
     await standin.fail('email', 503, 3);
     const { json } = await book(client.jwt, { expert_id: expert.id, starts_at: freeWeekdayStart(expert.id, 11), duration_minutes: 60 });
@@ -140,7 +141,7 @@ describe('failures and overlap lose nothing and duplicate nothing', () => {
   });
 
   test('two dispatcher runs at once send each notice once', async () => {
-    const expert = expertForTest('overlap-expert', { instant: true });
+    const expert = await expertForTest('overlap-expert', { instant: true });
     const clients = Array.from({ length: 6 }, (_, i) => newClient(`overlap-${i}`));
     await standin.fail('email', 503, 6);
     for (const [index, client] of clients.entries()) {
@@ -172,7 +173,7 @@ describe('outbound webhooks', () => {
   test('transitions reach a subscribed endpoint signed as Standard Webhooks, without secrets or personal data', async () => {
     const endpoint = await register(`all-${Date.now()}`, ['session.confirmed', 'session.cancelled']);
     try {
-      const expert = expertForTest('hook-expert', { instant: true });
+      const expert = await expertForTest('hook-expert', { instant: true });
       const client = newClient('hook-client');
       const { json } = await book(client.jwt, { expert_id: expert.id, starts_at: freeWeekdayStart(expert.id, 12), duration_minutes: 60 });
       await cancel(client.jwt, { session_id: json.session.id });
@@ -201,7 +202,7 @@ describe('outbound webhooks', () => {
     const endpoint = await register(name, ['session.confirmed']);
     try {
       await fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'webhook', status: 500, times: 2, path: name }) });
-      const expert = expertForTest('replay-expert', { instant: true });
+      const expert = await expertForTest('replay-expert', { instant: true });
       const client = newClient('replay-client');
       const { json } = await book(client.jwt, { expert_id: expert.id, starts_at: freeWeekdayStart(expert.id, 13), duration_minutes: 60 });
       const delivery = () => sql(`select id, status, attempts from outbox where endpoint_id = '${endpoint.id}' and session_id = '${json.session.id}'`)[0];
@@ -232,7 +233,7 @@ describe('outbound webhooks', () => {
 
 describe('requests wait on no provider', () => {
   test('with the email and video providers answering in 2 seconds, booking and cancelling answer at once', async () => {
-    const expert = expertForTest('slow-expert', { instant: true });
+    const expert = await expertForTest('slow-expert', { instant: true });
     const client = newClient('slow-client');
     await standin.delay('email', 2000);
     await standin.delay('daily', 2000);

@@ -10,9 +10,9 @@ const run = () => call('booking-reminders', '/run', { method: 'POST', token: sta
 // A confirmed session `hoursAhead` from now between a new client (Asia/Tokyo) and a new expert
 // (America/Los_Angeles), arranged as booked earlier: the database schedules its reminders, and
 // what its booking queued (confirmation emails, the room) is taken as done.
-function confirmedSession(hoursAhead) {
+async function confirmedSession(hoursAhead) {
   const client = newClient('remind-client');
-  const expert = newExpert('remind-expert');
+  const expert = await newExpert('remind-expert');
   const [{ id }] = sql(`
     insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, status, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)
     values ('${client.id}', '${expert.id}', date_trunc('minute', now()) + make_interval(mins => ${Math.round(hoursAhead * 60)}),
@@ -38,7 +38,7 @@ describe('booking-reminders', () => {
   });
 
   test('due reminders are sent to both participants, each in their own timezone', async () => {
-    const { id, client, expert } = confirmedSession(1.5);
+    const { id, client, expert } = await confirmedSession(1.5);
     makeDue(id, '1h');
     const { status, json } = await run();
     assert.equal(status, 200, JSON.stringify(json));
@@ -53,13 +53,13 @@ describe('booking-reminders', () => {
   });
 
   test('reminders not yet due stay pending', async () => {
-    const { id } = confirmedSession(72);
+    const { id } = await confirmedSession(72);
     await run();
     assert.ok(reminders(id).every((r) => r.status === 'pending' && r.attempts === 0));
   });
 
   test('a reminder whose session was cancelled meanwhile is skipped, never sent', async () => {
-    const { id, client } = confirmedSession(1.5);
+    const { id, client } = await confirmedSession(1.5);
     makeDue(id, '1h');
     // A run claims it and dies before sending; then the session is cancelled.
     await claim(1);
@@ -72,7 +72,7 @@ describe('booking-reminders', () => {
 
   test('a reminder whose moment passed is skipped with the reason', async () => {
     // A session 30 minutes away whose 24 h and 1 h reminders were never sent (the worker was down).
-    const { id, client } = confirmedSession(0.5);
+    const { id, client } = await confirmedSession(0.5);
     exec(`insert into outbox (channel, topic, dedupe_key, session_id, recipient_id, max_attempts, due_at, next_attempt_at)
           select 'email', 'reminder.' || k.kind, 'late:' || s.id || r.recipient || k.kind, s.id, r.recipient, 5, s.starts_at - k.lead, s.starts_at - k.lead
           from sessions s, unnest(array[s.client_id, s.expert_id]) as r (recipient), (values ('24h', interval '24 hours'), ('1h', interval '1 hour')) as k (kind, lead)
@@ -85,7 +85,7 @@ describe('booking-reminders', () => {
   });
 
   test('two overlapping runs never send the same reminder', async () => {
-    const sessions = Array.from({ length: 10 }, () => confirmedSession(1.5));
+    const sessions = await Promise.all(Array.from({ length: 10 }, () => confirmedSession(1.5)));
     sessions.forEach(({ id }) => makeDue(id, '1h'));
     const [first, second] = await Promise.all([run(), run()]);
     assert.equal(first.status, 200);
@@ -97,7 +97,7 @@ describe('booking-reminders', () => {
   });
 
   test('when the provider fails the reminders back off, and after recovery are sent exactly once', async () => {
-    const { id, client } = confirmedSession(1.5);
+    const { id, client } = await confirmedSession(1.5);
     makeDue(id, '1h');
     await standin.fail('email', 503, 1);
     const failed = await run();
@@ -114,7 +114,7 @@ describe('booking-reminders', () => {
   });
 
   test('a reminder failing five times is failed for good', async () => {
-    const { id, client } = confirmedSession(1.5);
+    const { id, client } = await confirmedSession(1.5);
     for (let attempt = 1; attempt <= 5; attempt += 1) {
       makeDue(id, '1h');
       await standin.fail('email', 500, 1);
@@ -127,7 +127,7 @@ describe('booking-reminders', () => {
   });
 
   test('a run that crashed between claim and send is picked up once its lease expires', async () => {
-    const { id, client } = confirmedSession(1.5);
+    const { id, client } = await confirmedSession(1.5);
     makeDue(id, '1h');
     const claimed = await claim(1);
     assert.ok(claimed.emails.some((r) => r.contacts.session_id === id));
@@ -140,7 +140,7 @@ describe('booking-reminders', () => {
   });
 
   test('the cron trigger runs the same dispatch', async () => {
-    const { id } = confirmedSession(1.5);
+    const { id } = await confirmedSession(1.5);
     makeDue(id, '1h');
     const response = await fetch(`${stack.functions['booking-reminders']}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
     assert.equal(response.status, 200);

@@ -7,9 +7,9 @@ import { call, rest, stack, standin, user } from './helpers.mjs';
 import { generateKeyPairSync } from 'node:crypto';
 import { signAsymmetric, signHs256, userClaims } from '../scripts/lib/jwt.mjs';
 
-const FUNCTIONS = ['auth-email-verify', 'booking-reminders', 'cancel-session', 'create-session', 'find-experts', 'password-reset'];
+const FUNCTIONS = ['auth-email-verify', 'booking-reminders', 'cancel-session', 'create-session', 'find-experts', 'password-reset', 'payment-events'];
 
-test('the status lists all six functions and everything a developer needs', () => {
+test('the status lists all seven functions and everything a developer needs', () => {
   assert.deepEqual(Object.keys(stack.functions).sort(), FUNCTIONS);
   for (const key of ['postgrest_url', 'db_url', 'standin_url', 'jwt_secret', 'anon_key', 'service_role_key']) assert.ok(stack[key], key);
   assert.deepEqual(stack.users.map((u) => u.role).sort(), ['agency_admin', 'client', 'expert', 'expert', 'expert', 'expert']);

@@ -184,7 +184,11 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
     await waitFor('PostgREST', async () => (await fetch(`http://127.0.0.1:${ports.postgrestAdmin}/ready`)).ok, 30_000);
 
     // 3. The SaaS stand-in, in this process.
-    standin = createStandin({ jwks, postgrestUrl: `http://127.0.0.1:${ports.postgrest}` });
+    // Stripe's keys for this stack: the stand-in checks them and signs its events to payment-events.
+    const stripeKeys = { secretKey: `sk_test_${secret(12)}`, publishableKey: `pk_test_${secret(12)}`, webhookSecret: `whsec_${secret(16)}` };
+    const seededAccounts = psql(dbUrl('supabase_admin'), ['-At', '-c', 'select stripe_account_id from public.payout_accounts']).split('\n').filter(Boolean);
+    standin = createStandin({ jwks, postgrestUrl: `http://127.0.0.1:${ports.postgrest}`,
+      stripe: { ...stripeKeys, accounts: seededAccounts, webhookUrl: `http://127.0.0.1:${ports['payment-events']}/` } });
     await standin.listen(ports.standin);
     const standinUrl = `http://127.0.0.1:${ports.standin}`;
 
@@ -202,6 +206,9 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       RESEND_API_KEY: 're_local_standin',
       DAILY_API_URL: `${standinUrl}/v1`,
       DAILY_API_KEY: 'daily_local_standin',
+      STRIPE_API_URL: `${standinUrl}/stripe`,
+      STRIPE_SECRET_KEY: stripeKeys.secretKey,
+      STRIPE_WEBHOOK_SECRET: stripeKeys.webhookSecret,
       SEND_EMAIL_HOOK_SECRET: `v1,whsec_${randomBytes(32).toString('base64')}`,
       // Account tokens' secrets derive from it, so that their emails render from the outbox.
       ACCOUNT_TOKEN_KEY: randomBytes(32).toString('hex'),
@@ -245,6 +252,8 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       anon_key: keys.anon,
       service_role_key: keys.service_role,
       send_email_hook_secret: vars.SEND_EMAIL_HOOK_SECRET,
+      stripe: { api_url: vars.STRIPE_API_URL, secret_key: stripeKeys.secretKey, publishable_key: stripeKeys.publishableKey,
+                webhook_secret: stripeKeys.webhookSecret },
       users: users.map((user) => ({ ...user, jwt: userToken(user, jwtSecret) })),
       logs: paths.logs,
     };

@@ -1,31 +1,34 @@
 // A local stand-in for the SaaS APIs the workers call and for operators' webhook receivers:
-// Resend (POST /emails, POST /emails/batch), Daily.co (POST /v1/rooms, DELETE /v1/rooms/:name)
-// and any automation endpoint (POST /webhooks/:name). It records every request and answers as
+// Resend (POST /emails, POST /emails/batch), Daily.co (POST /v1/rooms, DELETE /v1/rooms/:name),
+// Stripe (under /stripe: see stripe-standin.mjs) and any automation endpoint (POST /webhooks/:name). It records every request and answers as
 // the real APIs document: Resend's Idempotency-Key replays the first answer for the same body and
 // refuses another body under a used key (409 invalid_idempotent_request); Daily refuses a room
 // name already taken (400) and answers 404 for a room that is gone.
 //
 // Control routes (for tests and developers):
-//   GET  /__standin/requests[?service=email|daily|webhook]  what was received, oldest first
+//   GET  /__standin/requests[?service=email|daily|stripe|webhook]  what was received, oldest first
 //   GET  /__standin/emails                           the emails accepted (one per idempotency key)
 //   POST /__standin/fail {service, status, times, path}
 //                                                    the next `times` requests to `service` (email,
-//                                                    daily, webhook or postgrest) whose path contains
+//                                                    daily, stripe, webhook or postgrest) whose path contains
 //                                                    `path` fail with `status` (0: the connection drops)
 //   POST /__standin/delay {service, ms}              answer `service` only after `ms` milliseconds
 //   POST /__standin/reset                            forget everything
+//   /__standin/stripe/...                            Stripe's side of the payments (stripe-standin.mjs)
 // It also serves the project's public signing keys, as Supabase Auth does:
 //   GET  /auth/v1/.well-known/jwks.json
 // and passes /rest/* through to PostgREST, so that tests can make the database unreachable for
 // the workers at one exact step.
 import { createServer, request as forward } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { createStripe, parseForm } from './stripe-standin.mjs';
 
-export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
+export function createStandin({ jwks = { keys: [] }, postgrestUrl, stripe: stripeOptions } = {}) {
+  const stripe = createStripe(stripeOptions ?? {});
   let requests = [];
   let emails = [];
   let idempotent = new Map();
-  const noFailures = () => ({ email: [], daily: [], webhook: [], postgrest: [] });
+  const noFailures = () => ({ email: [], daily: [], stripe: [], webhook: [], postgrest: [] });
   let failures = noFailures();
   let delays = {};
   const rooms = new Map();
@@ -105,14 +108,15 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
       if (failure) return send(res, failure, { code: 'PGRST001', message: 'Database client error. Retrying the connection.', details: 'told to fail by the stand-in', hint: null });
       return proxy(req, res, raw);
     }
+    const url = new URL(req.url, 'http://standin');
+    const path = url.pathname;
+    const formEncoded = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
     let body;
     try {
-      body = raw ? JSON.parse(raw) : undefined;
+      body = formEncoded ? parseForm(raw) : raw ? JSON.parse(raw) : undefined;
     } catch {
       return send(res, 400, { message: 'body is not JSON' });
     }
-    const url = new URL(req.url, 'http://standin');
-    const path = url.pathname;
 
     if (path.startsWith('/__standin/')) {
       if (path === '/__standin/requests') {
@@ -122,34 +126,47 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl } = {}) {
       if (path === '/__standin/emails') return send(res, 200, emails);
       if (path === '/__standin/fail' && req.method === 'POST') {
         const { service, status = 500, times = 1, path: only = '' } = body ?? {};
-        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, webhook or postgrest' });
+        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, stripe, webhook or postgrest' });
         failures[service].push(...Array.from({ length: times }, () => ({ status, only })));
         return send(res, 200, { service, pending: failures[service].length });
       }
       if (path === '/__standin/delay' && req.method === 'POST') {
         const { service, ms = 0 } = body ?? {};
-        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, webhook or postgrest' });
+        if (!failures[service]) return send(res, 400, { message: 'service must be email, daily, stripe, webhook or postgrest' });
         delays[service] = ms;
         return send(res, 200, { service, ms });
       }
       if (path === '/__standin/reset' && req.method === 'POST') {
         requests = []; emails = []; idempotent = new Map(); failures = noFailures(); delays = {}; rooms.clear();
+        await stripe.settled();
+        stripe.reset();
         return send(res, 200, { reset: true });
+      }
+      if (path.startsWith('/__standin/stripe/')) {
+        const answer = await stripe.control(req.method, path.slice('/__standin/stripe'.length), body);
+        return send(res, answer.status, answer.body);
       }
       return send(res, 404, { message: 'unknown control route' });
     }
 
     if (path === '/auth/v1/.well-known/jwks.json') return send(res, 200, jwks);
-    const service = path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email' : path.startsWith('/webhooks/') ? 'webhook' : null;
+    const service = path.startsWith('/stripe/') ? 'stripe' : path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email'
+      : path.startsWith('/webhooks/') ? 'webhook' : null;
     if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
     const failure = takeFailure(service, path);
-    const recorded = ['authorization', 'idempotency-key', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type'];
+    const recorded = ['authorization', 'idempotency-key', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'stripe-version'];
     requests.push({ service, method: req.method, path, headers: Object.fromEntries(recorded.map((name) => [name, req.headers[name] ?? null])), body: body ?? null, raw, failed_with: failure ?? null, at: new Date().toISOString() });
     if (delays[service]) await new Promise((resolve) => setTimeout(resolve, delays[service]));
     if (failure === 0) return req.socket.destroy();
     if (service === 'webhook') {
       // An automation endpoint: it takes anything, unless told to fail.
       return failure ? send(res, failure, { error: `told to fail with ${failure}` }) : send(res, 200, { received: true });
+    }
+    if (service === 'stripe') {
+      // Stripe unreachable or failing before it executes anything: nothing done, nothing saved.
+      if (failure) return send(res, failure, { error: { type: 'api_error', message: `told to fail with ${failure}` } });
+      const answer = stripe.api(req.method, path.slice('/stripe'.length), req.headers, raw, url.search.slice(1));
+      return send(res, answer.status, answer.body, { 'request-id': `req_${randomUUID().slice(0, 14)}`, ...(answer.replayed ? { 'idempotent-replayed': 'true' } : {}) });
     }
     if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) return send(res, 401, { message: 'missing API key' });
     if (failure) return send(res, failure, { name: 'standin_failure', message: `told to fail with ${failure}` });

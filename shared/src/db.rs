@@ -65,6 +65,12 @@ impl Db {
         self.run(self.client.rpc(function, body)).await
     }
 
+    /// Calls `POST /rpc/<function>` with a body the caller wrote (for a payload passed on as it
+    /// was signed, unparsed) and decodes the result.
+    pub async fn rpc_raw<T: DeserializeOwned>(&self, function: &str, body: String) -> Result<T, ApiError> {
+        self.run(self.client.rpc(function, body)).await
+    }
+
     /// Sends a request built with [`Db::from`] (or [`Db::rpc`]) and decodes the JSON answer.
     /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
     /// quicker in a worker than the reqwest transport under postgrest-rs.
@@ -128,6 +134,7 @@ pub fn translate(status: u16, body: &str, with_user_jwt: bool) -> ApiError {
     }
     match (status, code) {
         (_, "PGRST000" | "PGRST001" | "PGRST002" | "PGRST003") | (502..=504, _) => unavailable(),
+        (_, "PGRST102") => ApiError::bad_request("invalid_json", "The body is not valid JSON."),
         (_, "23505") => ApiError::conflict("duplicate", "That already exists."),
         (_, "23P01") => ApiError::conflict("overlap", "That time overlaps another active session."),
         (_, "23503") => ApiError::conflict("missing_reference", "A referenced record does not exist."),
@@ -212,6 +219,13 @@ mod tests {
         let error = translate(503, body, true);
         assert_eq!((error.status, error.code.as_ref(), error.retry_after), (503, "database_unavailable", Some(5)));
         assert_eq!(translate(502, "<html>Bad gateway</html>", true).status, 503);
+    }
+
+    #[test]
+    fn a_body_postgrest_cannot_parse_is_the_callers_400() {
+        let body = r#"{"code":"PGRST102","details":null,"hint":null,"message":"Empty or invalid json"}"#;
+        let error = translate(400, body, false);
+        assert_eq!((error.status, error.code.as_ref()), (400, "invalid_json"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod pricing;
 pub mod refund;
 pub mod search;
+pub mod stripe;
 pub mod tokens;
 pub mod validate;
 pub mod webhook;

@@ -6,6 +6,7 @@ use crate::booking::Side;
 use crate::email::{
     password_changed, password_reset, verify_email, Message, Sender, SessionContacts, SessionEvent, Transition,
 };
+use crate::stripe::{PaymentWork, Reported};
 use crate::tokens::{TokenKey, TokenKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,11 +60,13 @@ pub struct Remaining {
     pub email: u64,
     pub room: u64,
     pub webhook: u64,
+    #[serde(default)]
+    pub payment: u64,
 }
 
 impl Remaining {
     pub fn total(&self) -> u64 {
-        self.email + self.room + self.webhook
+        self.email + self.room + self.webhook + self.payment
     }
 }
 
@@ -75,6 +78,8 @@ pub struct Claim {
     pub emails: Vec<ClaimedEmail>,
     pub rooms: Vec<RoomWork>,
     pub webhooks: Vec<WebhookWork>,
+    #[serde(default)]
+    pub payments: Vec<PaymentWork>,
     pub skipped: u64,
     pub failed: u64,
     pub remaining: Remaining,
@@ -82,7 +87,7 @@ pub struct Claim {
 
 impl Claim {
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && self.rooms.is_empty() && self.webhooks.is_empty()
+        self.emails.is_empty() && self.rooms.is_empty() && self.webhooks.is_empty() && self.payments.is_empty()
     }
 }
 
@@ -177,7 +182,7 @@ impl ClaimedEmail {
 }
 
 /// What is recorded for one claimed row (`service_role_complete_outbox`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Outcome {
     pub id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,6 +195,12 @@ pub struct Outcome {
     pub latency_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_excerpt: Option<String>,
+    /// Payments: the Stripe object the answer carried, mirrored into the ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<Value>,
+    /// Payments: Stripe refused in a way it will repeat; no retry.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 impl Outcome {
@@ -199,6 +210,18 @@ impl Outcome {
 
     pub fn failed(id: Uuid, error: impl Into<String>) -> Self {
         Self { id, error: Some(error.into()), ..Default::default() }
+    }
+
+    /// A payment operation's outcome from what Stripe answered.
+    pub fn reported(id: Uuid, reported: Reported) -> Self {
+        Self {
+            id,
+            provider_ref: reported.provider_ref,
+            error: reported.error,
+            object: reported.object,
+            permanent: reported.permanent,
+            ..Default::default()
+        }
     }
 }
 
@@ -244,6 +267,9 @@ pub struct Advanced {
     pub completed: u64,
     #[serde(default)]
     pub rooms_missing: Vec<Value>,
+    /// Stripe events that named something not known yet, applied again.
+    #[serde(default)]
+    pub stripe_events_retried: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -259,6 +285,7 @@ pub struct Summary {
     pub expired: u64,
     pub completed: u64,
     pub rooms_missing: u64,
+    pub stripe_events_retried: u64,
     pub claimed: u64,
     pub sent: u64,
     pub skipped: u64,
@@ -275,10 +302,11 @@ impl Summary {
         self.expired += advanced.expired;
         self.completed += advanced.completed;
         self.rooms_missing = advanced.rooms_missing.len() as u64;
+        self.stripe_events_retried += advanced.stripe_events_retried;
     }
 
     pub fn add_claim(&mut self, claim: &Claim) {
-        self.claimed += (claim.emails.len() + claim.rooms.len() + claim.webhooks.len()) as u64;
+        self.claimed += (claim.emails.len() + claim.rooms.len() + claim.webhooks.len() + claim.payments.len()) as u64;
         self.skipped += claim.skipped;
         self.failed += claim.failed;
         self.remaining = claim.remaining.total();

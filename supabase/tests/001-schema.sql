@@ -7,7 +7,8 @@ select tables_are('public', array[
   'profiles', 'agency_profiles', 'agency_admins', 'expert_profiles', 'skill_categories', 'expert_skills', 'online_status',
   'availability_rules', 'availability_exceptions', 'sessions', 'session_status_history', 'payments', 'session_messages',
   'reviews', 'match_requests', 'match_results', 'email_verification_tokens', 'password_reset_tokens', 'outbox', 'audit_logs',
-  'received_webhooks', 'rate_limit_events', 'commission_rates', 'webhook_endpoints', 'webhook_attempts'
+  'received_webhooks', 'rate_limit_events', 'commission_rates', 'webhook_endpoints', 'webhook_attempts', 'payout_accounts',
+  'stripe_events'
 ], 'public has exactly the tables of the data model');
 
 select is_empty($$
@@ -19,8 +20,9 @@ select is_empty($$
   select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind = 'r'
     and not exists (select 1 from pg_policy p where p.polrelid = c.oid)
-    and c.relname not in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts')
-$$, 'every public table has policies but the six only service_role reaches (it bypasses RLS)');
+    and c.relname not in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts',
+                          'stripe_events')
+$$, 'every public table has policies but the seven only service_role reaches (it bypasses RLS)');
 
 select is_empty($$
   select p.polname from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace
@@ -77,16 +79,20 @@ $$, 'anon can only read, never write, any table');
 select is_empty($$
   select table_name from information_schema.role_table_grants
   where table_schema = 'public' and grantee in ('anon', 'authenticated')
-    and table_name in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts')
+    and table_name in ('email_verification_tokens', 'password_reset_tokens', 'received_webhooks', 'rate_limit_events', 'webhook_endpoints', 'webhook_attempts',
+                       'stripe_events')
 $$, 'anon and authenticated have no privilege at all on token, webhook and rate-limit tables');
 
 select is_empty($$
   select table_name || '.' || column_name from information_schema.column_privileges
   where table_schema = 'public' and grantee in ('anon', 'authenticated') and privilege_type = 'UPDATE'
     and column_name in ('id', 'role', 'rating_avg', 'rating_count', 'agency_id', 'amount_cents', 'platform_fee_cents',
-                        'expert_payout_cents', 'hourly_rate_cents', 'refund_amount_cents', 'refund_percent', 'client_id', 'expert_id')
+                        'expert_payout_cents', 'hourly_rate_cents', 'refund_amount_cents', 'refund_percent', 'client_id', 'expert_id',
+                        'accepts_payments', 'payment_intent_id', 'payment_due_at', 'answer_by', 'refund_platform_fee_cents',
+                        'refund_expert_payout_cents', 'payment_problem', 'disputed_at', 'charges_enabled', 'payouts_enabled',
+                        'stripe_account_id')
     and not (table_name = 'expert_profiles' and column_name = 'hourly_rate_cents')
-$$, 'no user can update identities, roles, ratings, prices or refunds (experts set only their own rate)');
+$$, 'no user can update identities, roles, ratings, prices, refunds or payment facts (experts set only their own rate)');
 
 select is_empty($$
   select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace

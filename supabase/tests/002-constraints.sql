@@ -38,19 +38,19 @@ select throws_ok($$
   values (tests.user_id('casey.client@example.com'), tests.user_id('ada.ai@example.com'), '2030-02-01 10:00+00', '2030-02-01 12:00+00', 60, 15000, 15000, 1500, 13500, 'USD')
 $$, '23514', 'new row for relation "sessions" violates check constraint "sessions_end_follows_duration"', 'the end must be start + duration');
 
--- Payments and reviews.
+-- Payments (each row one Stripe object) and reviews.
 select throws_ok($$
-  insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency)
-  values ('55555555-5555-4555-8555-555555555501', 'refund', 0, 0, 0, 'USD')
-$$, '23514', 'new row for relation "payments" violates check constraint "payments_amount_cents_check"', 'a payment of zero is rejected');
+  insert into payments (session_id, kind, provider_ref, status, amount_cents, currency, reported_at)
+  values ('55555555-5555-4555-8555-555555555501', 'refund', 're_minus', 'succeeded', -1, 'USD', now())
+$$, '23514', 'new row for relation "payments" violates check constraint "payments_amount_cents_check"', 'a negative amount is rejected');
 select throws_ok($$
-  insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency)
-  values ('55555555-5555-4555-8555-555555555501', 'refund', 100, 10, 80, 'USD')
-$$, '23514', 'new row for relation "payments" violates check constraint "payments_fee_plus_payout_is_amount"', 'a payment whose split does not add up is rejected');
+  insert into payments (session_id, kind, provider_ref, status, amount_cents, currency, reported_at)
+  values ('55555555-5555-4555-8555-555555555501', 'refund', 'ch_notarefund', 'succeeded', 100, 'USD', now())
+$$, '23514', 'new row for relation "payments" violates check constraint "payments_provider_ref_names_kind"', 'a row names a Stripe object of its kind');
 select throws_ok($$
-  insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency)
-  values ('55555555-5555-4555-8555-555555555501', 'charge', 100, 10, 90, 'USD')
-$$, '23505', 'duplicate key value violates unique constraint "payments_one_charge_per_session"', 'a session is charged once');
+  insert into payments (session_id, kind, provider_ref, status, amount_cents, currency, reported_at)
+  values ('55555555-5555-4555-8555-555555555502', 'charge', 'ch_seed01', 'succeeded', 100, 'USD', now())
+$$, '23505', 'duplicate key value violates unique constraint "payments_provider_ref_key"', 'a Stripe object is mirrored once');
 select throws_ok($$
   insert into reviews (session_id, reviewer_id, reviewee_id, rating) values ('55555555-5555-4555-8555-555555555501', tests.user_id('ada.ai@example.com'), tests.user_id('casey.client@example.com'), 6)
 $$, '23514', 'new row for relation "reviews" violates check constraint "reviews_rating_check"', 'a rating above 5 is rejected');

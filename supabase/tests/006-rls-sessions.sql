@@ -16,13 +16,13 @@ reset role;
 
 select tests.authenticate_as('casey.client@example.com');
 select is((select count(*) from sessions), 3::bigint, 'a client sees their three sessions');
-select is((select count(*) from payments), 3::bigint, 'and their payments');
+select is((select count(*) from payments), 6::bigint, 'and their payments (a PaymentIntent and a charge each)');
 select throws_ok($$insert into sessions (client_id, expert_id, starts_at, ends_at, duration_minutes, hourly_rate_cents, amount_cents, platform_fee_cents, expert_payout_cents, currency)
   values (tests.user_id('casey.client@example.com'), tests.user_id('ada.ai@example.com'), '2030-01-01 10:00+00', '2030-01-01 11:00+00', 60, 1, 1, 0, 1, 'USD')$$,
   '42501', 'permission denied for table sessions', 'a client cannot insert a session at a price of their choosing');
 select throws_ok(format($$update sessions set refund_amount_cents = 15000 where id = %L$$, :completed), '42501',
   'permission denied for table sessions', 'a client cannot change a refund');
-select throws_ok($$insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency) values ('55555555-5555-4555-8555-555555555501', 'refund', 100, 10, 90, 'USD')$$,
+select throws_ok($$insert into payments (session_id, kind, provider_ref, status, amount_cents, currency, reported_at) values ('55555555-5555-4555-8555-555555555501', 'refund', 're_forged', 'succeeded', 100, 'USD', now())$$,
   '42501', 'permission denied for table payments', 'a client cannot write the ledger');
 select lives_ok(format($$insert into session_messages (session_id, sender_id, body) values (%L, tests.user_id('casey.client@example.com'), 'Hello')$$, :live),
   'a participant writes in their session');

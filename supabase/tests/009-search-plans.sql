@@ -3,7 +3,7 @@
 -- index meant to serve it and leave no Seq Scan and no Sort behind.
 begin;
 \ir _helpers.psql
-select plan(22);
+select plan(32);
 
 create function tests.plan_of(query text) returns text language plpgsql as $$
 declare
@@ -96,8 +96,24 @@ select ok(tests.served($$select o.id from public.outbox o where o.channel in ('r
   'outbox_lease_idx'), 'expired leases');
 select ok(tests.served($$select o.id from public.outbox o where o.batch_key = 'outbox/x' and o.status in ('pending', 'sending')$$, 'outbox_batch_key_idx'),
   'the members of a kept batch');
-select ok(tests.served($$select s.id from public.sessions s where s.status = 'requested' and s.starts_at <= now() order by s.starts_at limit 200$$,
-  'sessions_status_starts_at_idx'), 'requests to expire');
+select ok(tests.served($$select s.id from public.sessions s where s.status = 'requested' and s.answer_by <= now() order by s.answer_by limit 200$$,
+  'sessions_answer_by_idx'), 'requests to expire');
+select ok(tests.served($$select s.id from public.sessions s where s.status = 'awaiting_payment' and s.payment_due_at <= now() order by s.payment_due_at limit 200$$,
+  'sessions_hold_due_idx'), 'holds to lapse');
+select ok(tests.served($$select count(*) from public.sessions s where s.client_id = '11111111-1111-4111-8111-111111111111' and s.status = 'awaiting_payment' and s.payment_due_at > now()$$,
+  'sessions_client_holds_idx'), 'a client''s unpaid holds');
+
+-- Payments: each Stripe object found by its id or by what names it.
+select ok(tests.served($$select s.id from public.sessions s where s.payment_intent_id = 'pi_x'$$, 'sessions_payment_intent_id_key'), 'a session by its PaymentIntent');
+select ok(tests.served($$select p.session_id from public.payments p where p.provider_ref = 'ch_x'$$, 'payments_provider_ref_key'), 'a ledger row by its object');
+select ok(tests.served($$select p.session_id from public.payments p where p.kind = 'charge' and p.fee_ref = 'fee_x'$$, 'payments_fee_ref_idx'), 'a charge by its application fee');
+select ok(tests.served($$select p.session_id from public.payments p where p.kind = 'charge' and p.transfer_ref = 'tr_x'$$, 'payments_transfer_ref_idx'), 'a charge by its transfer');
+select ok(tests.served($$select p.kind from public.payments p where p.session_id = '55555555-5555-4555-8555-555555555503'$$, 'payments_session_id_idx'), 'a session''s ledger');
+select ok(tests.served($$select a.expert_id from public.payout_accounts a where a.stripe_account_id = 'acct_x'$$, 'payout_accounts_stripe_account_id_key'), 'an expert by their account');
+select ok(tests.served($$select e.id from public.stripe_events e where e.status = 'deferred' and e.next_attempt_at <= now() order by e.next_attempt_at limit 200$$,
+  'stripe_events_retry_idx'), 'Stripe events to retry');
+select ok(tests.served($$select o.id from public.outbox o where o.session_id = '55555555-5555-4555-8555-555555555503' and o.topic = 'payment.capture' and o.status in ('pending', 'sending')$$,
+  'outbox_session_id_idx'), 'a session''s pending capture');
 select ok(tests.served($$select s.id from public.sessions s where s.status = 'in_progress' and s.starts_at <= now() and s.ends_at <= now() order by s.starts_at limit 200$$,
   'sessions_status_starts_at_idx'), 'sessions to complete');
 select ok(tests.served($$select o.session_id from public.outbox o where o.session_id = '55555555-5555-4555-8555-555555555503' and o.topic = 'room.create'$$,

@@ -24,8 +24,8 @@ select lives_ok($$select book_session('22222222-2222-4222-8222-222222222201', '2
 reset role;
 select results_eq($$select commission_bps, platform_fee_cents, expert_payout_cents from sessions where client_id = tests.user_id('mallory@example.com')$$,
   $$values (1000, 1500::bigint, 13500::bigint)$$, 'the session stores the server''s commission and split');
-select results_eq($$select p.platform_fee_cents, p.expert_payout_cents from payments p join sessions s on s.id = p.session_id where s.client_id = tests.user_id('mallory@example.com')$$,
-  $$values (1500::bigint, 13500::bigint)$$, 'and so does its charge');
+select results_eq($$select s.status, (select count(*) from payments p where p.session_id = s.id) from sessions s where s.client_id = tests.user_id('mallory@example.com')$$,
+  $$values ('awaiting_payment'::text, 0::bigint)$$, 'and holds its slot for the payment, with nothing in the ledger until Stripe reports one');
 
 -- A contract rate, set by the service role alone, replaces the default.
 select tests.as_service_role();
@@ -77,6 +77,8 @@ select results_eq($$select host(ip), user_agent, request_id from audit_logs wher
   $$values ('203.0.113.9', 'RealBrowser/1.0', 'req-42')$$, 'ip, user agent and request id are those PostgREST received');
 select is((select reported_context from audit_logs where actor_id = tests.user_id('mallory@example.com') order by id desc limit 1),
   '{"ip": "6.6.6.6", "user_agent": "Forged/1.0", "request_id": "forged"}'::jsonb, 'what the caller claimed is kept apart, as reported');
+-- Mallory pays for what she booked so far (she may hold only a few unpaid slots at once).
+select tests.pay(id) from sessions where client_id = tests.user_id('mallory@example.com') and status = 'awaiting_payment';
 select set_config('request.headers', '{"cf-connecting-ip": "not an address"}', true);
 select tests.authenticate_as('mallory@example.com');
 select lives_ok($$select book_session('22222222-2222-4222-8222-222222222202', '2030-01-10 17:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD')$$,
@@ -87,11 +89,7 @@ select set_config('request.headers', '', true);
 
 -- 4. A cancellation's refund must be the one the policy gives, never more than was captured.
 select tests.make_session('mallory@example.com', 'rae.react@example.com', '2030-01-02 20:00+00', 60) as soon_id \gset
-insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status)
-select id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency, 'succeeded' from sessions where id = :'soon_id';
 select tests.make_session('mallory@example.com', 'rae.react@example.com', '2030-01-20 20:00+00', 60, 'requested') as unpaid_id \gset
-insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status)
-select id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency, 'pending' from sessions where id = :'unpaid_id';
 select tests.as_service_role();
 select throws_ok(format($$select service_role_cancel_session(%L, tests.user_id('mallory@example.com'), '', 100, 9000, 900, 8100)$$, :'soon_id'),
   'PT409', 'The refund is not the one the cancellation policy gives now; try again.', 'a full refund 12 hours before the start is refused for the client');
@@ -146,9 +144,10 @@ select tests.make_session('casey.client@example.com', 'rae.react@example.com', '
 select tests.freeze_time('2030-01-03 17:00+00');
 select tests.authenticate_as('rae.react@example.com');
 select throws_ok(format($$update sessions set status = 'confirmed' where id = %L$$, :'req_id'), 'PT409',
-  'A request can be confirmed or declined only before its start.', 'a request cannot be confirmed at its start');
+  'A request can be confirmed or declined only before its answer deadline (its start, or the card authorisation''s lifetime).',
+  'a request cannot be confirmed at its start');
 select throws_ok(format($$update sessions set status = 'declined' where id = %L$$, :'req_id'), 'PT409',
-  'A request can be confirmed or declined only before its start.', 'nor declined');
+  'A request can be confirmed or declined only before its answer deadline (its start, or the card authorisation''s lifetime).', 'nor declined');
 select throws_ok(format($$update sessions set status = 'expired' where id = %L$$, :'req_id'), '42501',
   'Only the platform expires a request.', 'an expert cannot expire a request');
 reset role;
@@ -187,12 +186,11 @@ reset role;
 select is((select status from sessions where id = :'conf_id'), 'completed', 'it is completed');
 select is((select count(*) from audit_logs where entity_id = :'conf_id' and action = 'session.completed' and actor_role = 'system'), 1::bigint, 'audited too');
 select tests.make_session('casey.client@example.com', 'finn.fullstack@example.com', '2030-01-05 15:00+00', 60, 'requested') as late_id \gset
-insert into payments (session_id, kind, amount_cents, platform_fee_cents, expert_payout_cents, currency, status)
-select id, 'charge', amount_cents, platform_fee_cents, expert_payout_cents, currency, 'pending' from sessions where id = :'late_id';
+update sessions set payment_intent_id = 'pi_late' where id = :'late_id';
 select tests.freeze_time('2030-01-05 14:59+00');
 select tests.as_service_role();
 select throws_ok(format($$update sessions set status = 'expired' where id = %L$$, :'late_id'), 'PT409',
-  'A request expires only once its start has passed unanswered.', 'a request does not expire before its start');
+  'A session expires only when its payment hold or answer deadline has passed, or its payment was cancelled.', 'a request does not expire before its start');
 select service_role_advance_sessions();
 reset role;
 select is((select status from sessions where id = :'late_id'), 'requested', 'nor is it expired by the dispatcher');
@@ -200,8 +198,8 @@ select tests.freeze_time('2030-01-05 15:00+00');
 select tests.as_service_role();
 select cmp_ok((service_role_advance_sessions() ->> 'expired')::int, '>=', 1, 'at its start the dispatcher expires it');
 reset role;
-select results_eq(format($$select s.status, p.status from sessions s join payments p on p.session_id = s.id where s.id = %L$$, :'late_id'),
-  $$values ('expired'::text, 'cancelled'::text)$$, 'and its charge is released');
+select results_eq(format($$select s.status, o.topic, o.payload ->> 'payment_intent' from sessions s join outbox o on o.session_id = s.id and o.channel = 'payment' where s.id = %L$$, :'late_id'),
+  $$values ('expired'::text, 'payment.release'::text, 'pi_late'::text)$$, 'and the release of its authorisation is queued');
 select is((select count(*) from audit_logs where entity_id = :'late_id' and action = 'session.expired' and actor_role = 'system'), 1::bigint, 'with an audit row');
 select tests.freeze_time('2030-01-02 08:00+00');
 

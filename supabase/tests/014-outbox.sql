@@ -3,7 +3,7 @@
 -- of failures, re-enabled and replayed by an operator.
 begin;
 \ir _helpers.psql
-select plan(40);
+select plan(41);
 
 delete from outbox;
 select tests.freeze_time('2030-01-02 08:00+00');
@@ -31,6 +31,8 @@ grant execute on all functions in schema tests to anon, authenticated, service_r
 select tests.authenticate_as('olive@example.com');
 select (book_session(:ada, '2030-01-07 10:00+00', 60, 15000, 1000, 15000, 1500, 13500, 'USD') ->> 'id') as instant_id \gset
 reset role;
+select is((select count(*) from outbox where session_id = :'instant_id'), 0::bigint, 'a held slot tells nobody before its payment');
+select tests.pay(:'instant_id');
 select results_eq(format('select * from tests.queued(%L)', :'instant_id'),
   format($$values ('email', 'session.confirmed', %L::uuid, null::uuid), ('email', 'session.confirmed', %L, null),
                   ('room', 'room.create', null, null), ('webhook', 'session.confirmed', null, '99999999-0000-4000-8000-000000000001')$$,
@@ -56,6 +58,7 @@ select is((select count(*) from outbox), :before_failure::bigint, 'and queues no
 select tests.authenticate_as('olive@example.com');
 select (book_session(:finn, '2030-01-08 15:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD') ->> 'id') as request_id \gset
 reset role;
+select tests.pay(:'request_id');
 select results_eq(format($$select topic, count(*) from tests.queued(%L) group by topic order by topic$$, :'request_id'),
   $$values ('room.create', 1::bigint), ('session.requested', 3::bigint)$$, 'a request tells both (and the endpoint) and makes the room');
 select tests.authenticate_as('finn.fullstack@example.com');
@@ -71,6 +74,7 @@ select tests.authenticate_as('olive@example.com');
 select (book_session(:finn, '2030-01-09 15:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD') ->> 'id') as declined_id \gset
 select (book_session(:finn, '2030-01-10 15:00+00', 60, 12000, 1000, 12000, 1200, 10800, 'USD') ->> 'id') as expiring_id \gset
 reset role;
+select tests.pay(:'declined_id'), tests.pay(:'expiring_id');
 select tests.authenticate_as('finn.fullstack@example.com');
 update sessions set status = 'declined' where id = :'declined_id';
 reset role;
@@ -110,8 +114,9 @@ select results_eq(format($$select channel, recipient_id from outbox where sessio
 select is((select count(*) from outbox where session_id = :'done_id' and topic = 'room.delete'), 1::bigint, 'and frees the room');
 select tests.freeze_time('2030-01-02 08:00+00');
 
--- Claims: rooms first, then webhooks, within the calls asked for.
-delete from outbox where channel = 'email';
+-- Claims: rooms first, then webhooks, within the calls asked for (payments, claimed before
+-- both, are 016's).
+delete from outbox where channel in ('email', 'payment');
 select tests.as_service_role();
 select service_role_claim_outbox(0, 3, 60) as rooms_claim \gset
 select service_role_complete_outbox((select jsonb_agg(jsonb_build_object('id', c ->> 'id', 'provider_ref', 'ok')) from jsonb_array_elements(tests.calls(:'rooms_claim')) c));

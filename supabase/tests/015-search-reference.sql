@@ -41,6 +41,9 @@ from generated g join expert_profiles e on e.id = g.id
 cross join lateral (select (date '2031-01-07' + (g.i % 3) + time '10:00') at time zone g.zone as t) x
 where g.i % 4 = 1 and g.i < 40;
 insert into online_status (profile_id, is_online) select id, true from generated where i % 11 = 0;
+-- One expert in twenty has not finished Stripe onboarding: not offered.
+insert into payout_accounts (expert_id, stripe_account_id, charges_enabled, reported_at)
+select id, 'acct_gen' || i, i % 20 <> 7, now() from generated;
 
 -- The whole-catalogue algorithm this migration replaced, kept as the reference.
 create function tests.find_experts_reference(
@@ -66,7 +69,7 @@ begin
     join public.expert_profiles e on e.id = es.expert_id
     join public.profiles p on p.id = e.id
     where sc.slug = any (find_experts_reference.skills)
-      and e.is_active
+      and e.is_active and e.accepts_payments
       and (find_experts_reference.currency is null or e.currency = find_experts_reference.currency)
       and (find_experts_reference.max_rate_cents is null or e.hourly_rate_cents <= find_experts_reference.max_rate_cents)
       and (find_experts_reference.min_rating is null or e.rating_avg >= find_experts_reference.min_rating)

@@ -1,9 +1,10 @@
 //! cancel-session: cancels a session for either participant, refunding by the policy.
 //!
 //! The session is read with the caller's own token, so a stranger learns nothing (404). The
-//! refund is computed by the shared crate with the worker's clock and written, with the status,
-//! ledger and audit rows, in one database transaction that also queues the side effects (both
-//! participants told, the room removed, webhooks), carried out once the answer has gone.
+//! refund is computed by the shared crate with the worker's clock and written, with the status
+//! and the audit row, in one database transaction that also queues the side effects (the Stripe refund
+//! or the release of an authorisation, both participants told, the room removed, webhooks),
+//! carried out once the answer has gone.
 //! Cancelling again returns the same answer and writes nothing more.
 
 use serde::Deserialize;
@@ -41,14 +42,6 @@ struct Session {
     cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
     refund_amount_cents: Option<i64>,
     refund_percent: Option<u8>,
-    #[serde(default)]
-    payments: Vec<Payment>,
-}
-
-#[derive(Deserialize)]
-struct Payment {
-    kind: String,
-    status: String,
 }
 
 #[derive(Deserialize)]
@@ -65,21 +58,17 @@ async fn cancel_session(mut call: Call) -> Reply {
     let cancellation = Cancellation::parse(request)?;
 
     let db = call.db_as(Some(&token));
-    let query = db
-        .from("sessions")
-        .select(format!("{COLUMNS},payments(kind,status)"))
-        .eq("id", cancellation.session_id.to_string());
+    let query = db.from("sessions").select(COLUMNS).eq("id", cancellation.session_id.to_string());
     let mut found: Vec<Session> = db.run(query).await?;
     let session = found.pop().ok_or_else(|| ApiError::not_found("No such session."))?;
     let side = if session.client_id == caller { Side::Client } else { Side::Expert };
     let charge = charge_of(&session);
 
     let refund = match session.status.as_str() {
-        "requested" | "confirmed" => {
-            refund::refund(charge, session.starts_at, side, call.now()).map_err(|NotCancellable::AlreadyStarted| {
-                ApiError::conflict("already_started", "A session cannot be cancelled once it has started.")
-            })?
-        }
+        "awaiting_payment" | "requested" | "confirmed" => refund::refund(charge, session.starts_at, side, call.now())
+            .map_err(|NotCancellable::AlreadyStarted| {
+            ApiError::conflict("already_started", "A session cannot be cancelled once it has started.")
+        })?,
         // Already cancelled (the database answers with the stored result) or not cancellable
         // (the database refuses with the reason): nothing to compute.
         _ => refund::split(charge, 0, 0),
@@ -112,8 +101,9 @@ async fn cancel_session(mut call: Call) -> Reply {
 }
 
 fn charge_of(session: &Session) -> Charge {
-    // A charge is captured when it succeeded; a request never confirmed has only a pending one.
-    let captured = session.payments.iter().any(|payment| payment.kind == "charge" && payment.status == "succeeded");
+    // A confirmed session was charged (captured, or its capture queued); a hold or a request
+    // has at most an authorisation, released rather than refunded.
+    let captured = session.status == "confirmed";
     Charge {
         amount_cents: session.amount_cents,
         platform_fee_cents: session.platform_fee_cents,

@@ -1,16 +1,19 @@
 //! create-session: books a paid video session with an expert.
 //!
-//! Prices with the shared crate, then books in one database transaction, which prices again,
-//! re-checks availability and overlaps, and queues the session's side effects (the video room,
-//! both participants' emails, webhooks) in the outbox. They are carried out once the answer has
-//! gone, so the client waits on no provider; the cron's dispatcher finishes whatever is left.
+//! Prices with the shared crate, then books in one database transaction, which prices again and
+//! re-checks availability and overlaps; the slot is held as awaiting_payment. Then it creates the
+//! session's Stripe PaymentIntent (a destination charge to the expert's Connect account, the
+//! platform fee as application fee, manual capture for a request) and answers with its
+//! `client_secret`, for the browser to confirm the payment with Stripe.js. Stripe's events move
+//! the session on (payment-events). If Stripe cannot be reached, the booking is removed and the
+//! answer is 503: no session without a payment to make.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::booking::{Booking, BookingRequest};
-use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
+use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service, Stripe};
 use shared::pricing::Price;
+use shared::stripe::{Answer, PaymentPlan};
 use shared::validate::{CommissionBps, Currency, MinorUnits};
 use shared::ApiError;
 use uuid::Uuid;
@@ -27,17 +30,26 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 
-/// An active expert's rate and the commission the server applies to them.
+/// An active expert's rate, the commission the server applies to them, and whether their
+/// Connect account can take charges.
 #[derive(Deserialize)]
 struct Quote {
     hourly_rate_cents: i64,
     currency: String,
     commission_bps: i64,
+    accepts_payments: bool,
 }
 
 #[derive(Deserialize)]
 struct Booked {
     id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    client_secret: String,
+    status: String,
 }
 
 async fn create_session(mut call: Call) -> Reply {
@@ -51,6 +63,9 @@ async fn create_session(mut call: Call) -> Reply {
     if booking.expert_id == client_id {
         return Err(ApiError::conflict("self_booking", "An expert cannot book a session with themselves."));
     }
+    if !quote.accepts_payments {
+        return Err(ApiError::conflict("payments_not_enabled", "This expert cannot take payments yet."));
+    }
     let currency = Currency::parse(&quote.currency)
         .map_err(|rule| ApiError::internal().because(format!("stored currency: {rule}")))?;
     let rate = MinorUnits::parse(quote.hourly_rate_cents)
@@ -63,6 +78,7 @@ async fn create_session(mut call: Call) -> Reply {
         return Err(ApiError::conflict("price_changed", "The expert's rate changed since the quote.")
             .with_detail("price", json!(price)));
     }
+    let stripe = Stripe::from_env(&call)?;
 
     // The database prices again with its own rate and commission and refuses any difference.
     let args = json!({
@@ -74,6 +90,37 @@ async fn create_session(mut call: Call) -> Reply {
     let session: Value = db.rpc("book_session", &args).await?;
     let booked: Booked = serde_json::from_value(session.clone())
         .map_err(|error| ApiError::internal().because(format!("book_session answered: {error}")))?;
-    call.dispatch_after_response(Scope::Session(booked.id));
-    json_reply(201, &json!({ "session": session, "price": price }))
+
+    let service = call.db_as_service()?;
+    let plan: Option<PaymentPlan> =
+        service.rpc("service_role_payment_plan", &json!({ "session_id": booked.id })).await?;
+    let plan = plan.ok_or_else(|| ApiError::internal().because("the held session has no payment plan"))?;
+    let intent = match stripe.send(&plan.payment_intent()).await {
+        Answer::Object(object) => object,
+        failed => {
+            let error = failed.into_error();
+            let reason = error.cause.clone().unwrap_or_default();
+            let _: bool = service
+                .rpc(
+                    "service_role_abandon_booking",
+                    &json!({ "session_id": booked.id, "reason": reason, "context": call.audit_context() }),
+                )
+                .await?;
+            return Err(error);
+        }
+    };
+    let _: Value = service.rpc("service_role_record_stripe_objects", &json!({ "objects": [intent.clone()] })).await?;
+    let payment: PaymentIntent = serde_json::from_value(intent)
+        .map_err(|error| ApiError::internal().because(format!("Stripe's PaymentIntent: {error}")))?;
+    json_reply(
+        201,
+        &json!({
+            "session": session,
+            "price": price,
+            "payment": {
+                "provider": "stripe", "payment_intent_id": payment.id, "client_secret": payment.client_secret,
+                "status": payment.status, "pay_by": session.get("payment_due_at"),
+            },
+        }),
+    )
 }

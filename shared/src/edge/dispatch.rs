@@ -3,7 +3,7 @@
 //! and for the work one request just queued when that request hands it over after answering
 //! (`Call::dispatch_after_response`); the outbox is the guarantee if a run cannot finish.
 
-use super::outbound::{deliver_webhook, Daily, Resend};
+use super::outbound::{deliver_webhook, Daily, Resend, Stripe};
 use super::{log_line, Runtime};
 use crate::error::ApiError;
 use crate::outbox::{
@@ -56,6 +56,7 @@ async fn drain(
     let db = runtime.db_as_service()?;
     let resend = Resend::from_env(runtime)?;
     let daily = Daily::from_env(runtime)?;
+    let stripe = Stripe::from_env(runtime)?;
     let site_url = runtime.var("SITE_URL")?;
     // Account emails need the key their tokens derive from; without it they fail, visibly.
     let token_key = runtime.optional_var("ACCOUNT_TOKEN_KEY").and_then(|key| TokenKey::parse(&key).ok());
@@ -92,7 +93,7 @@ async fn drain(
             break;
         }
         let mut outcomes: Vec<Outcome> =
-            Vec::with_capacity(claim.emails.len() + claim.rooms.len() + claim.webhooks.len());
+            Vec::with_capacity(claim.emails.len() + claim.rooms.len() + claim.webhooks.len() + claim.payments.len());
         if let (false, Some(batch_key)) = (claim.emails.is_empty(), claim.batch_key.as_deref()) {
             let mut rendered = Vec::with_capacity(claim.emails.len());
             let mut sendable = Vec::with_capacity(claim.emails.len());
@@ -116,6 +117,11 @@ async fn drain(
                 }
                 outcomes.extend(batch_outcomes(&sendable, batch_key, answer));
             }
+        }
+        for payment in &claim.payments {
+            budget.spend(1);
+            summary.calls += 1;
+            outcomes.push(stripe.carry_out(payment).await);
         }
         for room in &claim.rooms {
             budget.spend(1);

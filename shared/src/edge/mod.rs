@@ -6,7 +6,7 @@ mod auth;
 pub mod dispatch;
 mod outbound;
 
-pub use outbound::{send_built, Resend};
+pub use outbound::{send_built, Resend, Stripe};
 
 use crate::auth::Caller;
 use crate::config::Config;
@@ -199,18 +199,23 @@ impl Call {
     /// The raw bytes of a JSON body, with the checks of [`Call::json`] but before parsing (for
     /// signatures computed over the exact bytes).
     pub async fn json_bytes(&mut self) -> Result<Vec<u8>, ApiError> {
+        self.json_bytes_up_to(MAX_BODY_BYTES).await
+    }
+
+    /// [`Call::json_bytes`] with another size limit, for senders whose bodies are larger.
+    pub async fn json_bytes_up_to(&mut self, limit: usize) -> Result<Vec<u8>, ApiError> {
         let content_type = self.header("content-type").unwrap_or_default();
         if !content_type.to_ascii_lowercase().starts_with("application/json") {
             return Err(ApiError::new(415, "unsupported_media_type", "Send the body as application/json."));
         }
         let declared = self.header("content-length").and_then(|length| length.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-            return Err(body_too_large());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(body_too_large(limit));
         }
         let bytes =
             self.req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "The body could not be read."))?;
-        if bytes.len() > MAX_BODY_BYTES {
-            return Err(body_too_large());
+        if bytes.len() > limit {
+            return Err(body_too_large(limit));
         }
         Ok(bytes)
     }
@@ -285,8 +290,8 @@ impl Call {
     }
 }
 
-fn body_too_large() -> ApiError {
-    ApiError::new(413, "payload_too_large", format!("The body exceeds {MAX_BODY_BYTES} bytes."))
+fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(413, "payload_too_large", format!("The body exceeds {limit} bytes."))
 }
 
 /// A JSON response with the given status.

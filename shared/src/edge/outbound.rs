@@ -6,6 +6,7 @@
 use super::Runtime;
 use crate::email::Message;
 use crate::outbox::{BatchAnswer, Outcome, RoomWork, WebhookWork};
+use crate::stripe::{self, PaymentWork};
 use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,6 +14,8 @@ use worker::{AbortSignal, Date, Fetch, Headers, Method, Request, RequestInit, Re
 
 /// How long an endpoint has to answer a webhook.
 const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
+/// How long Stripe has to answer; an idempotent call that timed out is simply made again.
+const STRIPE_TIMEOUT_MS: u32 = 15_000;
 
 struct Answer {
     status: u16,
@@ -244,6 +247,53 @@ pub async fn deliver_webhook(work: &WebhookWork) -> Outcome {
             outcome.latency_ms = latency_ms;
             outcome.response_excerpt = Some(excerpt(&answer.text)).filter(|text| !text.is_empty());
             outcome
+        }
+    }
+}
+
+/// The Stripe API, with the platform's secret key.
+pub struct Stripe {
+    base_url: String,
+    secret_key: String,
+}
+
+impl Stripe {
+    pub fn from_env(runtime: &impl Runtime) -> Result<Self, crate::ApiError> {
+        Ok(Self {
+            base_url: runtime
+                .optional_var("STRIPE_API_URL")
+                .unwrap_or_else(|| "https://api.stripe.com".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            secret_key: runtime.var("STRIPE_SECRET_KEY")?,
+        })
+    }
+
+    /// Makes one call: form-encoded, under its idempotency key, pinned to the API version the
+    /// requests are written for.
+    pub async fn send(&self, call: &stripe::Call) -> stripe::Answer {
+        let authorization = format!("Bearer {}", self.secret_key);
+        let mut headers = vec![
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("stripe-version", stripe::API_VERSION),
+        ];
+        if let Some(key) = &call.idempotency_key {
+            headers.push(("idempotency-key", key.as_str()));
+        }
+        let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(STRIPE_TIMEOUT_MS));
+        let url = format!("{}{}", self.base_url, call.path);
+        match send(Method::Post, &url, &headers, Some(call.form.encode()), Some(&signal)).await {
+            Ok(answer) => stripe::read_answer(answer.status, &answer.text),
+            Err(error) => stripe::Answer::Unavailable(error),
+        }
+    }
+
+    /// Carries out one payment operation of the outbox.
+    pub async fn carry_out(&self, work: &PaymentWork) -> Outcome {
+        match work.call() {
+            Ok(call) => Outcome::reported(work.id, self.send(&call).await.into()),
+            Err(reason) => Outcome::failed(work.id, reason),
         }
     }
 }
