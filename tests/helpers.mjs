@@ -234,3 +234,39 @@ export const EXPERTS = {
   devon: '22222222-2222-4222-8222-222222222203',
   rae: '22222222-2222-4222-8222-222222222204',
 };
+
+const sum = (values) => values.reduce((total, value) => total + (value ?? 0), 0);
+
+// The session's ledger reconciled, and equal to the stand-in's record of what Stripe was asked
+// to do for it: captured, refunded (of captured charges), application fees kept, transfers
+// reversed; every one of those Stripe objects named by a ledger row.
+export async function assertLedgerMatchesStripe(sessionId, assert) {
+  await stripe.settle();
+  const objects = await stripe.objects();
+  const intents = objects.payment_intents.filter((pi) => pi.metadata.session_id === sessionId);
+  const charges = objects.charges.filter((c) => intents.some((pi) => pi.id === c.payment_intent));
+  const captured = charges.filter((c) => c.captured);
+  const refunds = objects.refunds.filter((r) => captured.some((c) => c.id === r.charge) && ['pending', 'succeeded'].includes(r.status));
+  const fees = objects.application_fees.filter((f) => captured.some((c) => c.application_fee === f.id));
+  const feeRefunds = objects.fee_refunds.filter((f) => fees.some((fee) => fee.id === f.fee));
+  const reversals = objects.transfer_reversals.filter((r) => captured.some((c) => c.transfer === r.transfer));
+  const atStripe = {
+    captured_cents: sum(captured.map((c) => c.amount_captured)),
+    refunded_cents: sum(refunds.map((r) => r.amount)),
+    platform_fee_cents: sum(fees.map((f) => f.amount)) - sum(feeRefunds.map((f) => f.amount)),
+    transfer_reversed_cents: sum(reversals.map((r) => r.amount)),
+  };
+  atStripe.net_cents = atStripe.captured_cents - atStripe.refunded_cents;
+  atStripe.expert_payout_cents = atStripe.captured_cents - sum(fees.map((f) => f.amount)) - atStripe.transfer_reversed_cents + sum(feeRefunds.map((f) => f.amount));
+  const reconciled = await eventually(`the ledger of ${sessionId} to match Stripe's record`, async () => {
+    const answer = await reconcile(sessionId);
+    return JSON.stringify(Object.keys(atStripe).sort().map((key) => answer.ledger[key])) === JSON.stringify(Object.keys(atStripe).sort().map((key) => atStripe[key])) && answer;
+  }).catch(async () => reconcile(sessionId));
+  assert.deepEqual(reconciled.ledger, atStripe, 'the ledger sums to what Stripe was asked to do');
+  assert.equal(reconciled.reconciled, true, `the ledger holds what the money rules give: ${JSON.stringify(reconciled)}`);
+  const named = new Set(sql(`select provider_ref from payments where session_id = '${sessionId}'`).map((row) => row.provider_ref));
+  for (const object of [...intents, ...captured, ...refunds, ...feeRefunds, ...reversals]) {
+    assert.ok(named.has(object.id), `the ledger mirrors ${object.object} ${object.id}`);
+  }
+  return reconciled;
+}

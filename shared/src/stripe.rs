@@ -315,7 +315,8 @@ struct StripeError {
 pub fn read_answer(status: u16, body: &str) -> Answer {
     if (200..300).contains(&status) {
         return match serde_json::from_str::<Value>(body) {
-            Ok(object) if object.get("id").is_some() => Answer::Object(object),
+            // Every Stripe object names its type; not all have an id (an account link has none).
+            Ok(object) if object.get("object").is_some() => Answer::Object(object),
             _ => Answer::Unavailable(format!("Stripe answered {status} without an object")),
         };
     }
@@ -534,6 +535,8 @@ mod tests {
             );
         }
         assert!(matches!(read_answer(200, "<html>"), Answer::Unavailable(_)));
+        assert!(matches!(read_answer(200, r#"{"object": "account_link", "url": "https://connect.stripe.com/x"}"#), Answer::Object(_)));
+        assert!(matches!(read_answer(200, r#"{"ok": true}"#), Answer::Unavailable(_)), "not a Stripe object");
     }
 
     #[test]

@@ -503,7 +503,9 @@ begin
     raise exception using errcode = 'PT400', hint = 'invalid_objects', message = 'objects is an array of Stripe objects.';
   end if;
   for object in select * from pg_catalog.jsonb_array_elements(objects) loop
-    outcomes := outcomes || pg_catalog.to_jsonb(private.mirror_stripe_object(object, private.now()));
+    -- Stripe's own times are whole seconds: an answer and an event of the same second are
+    -- ordered by arrival.
+    outcomes := outcomes || pg_catalog.to_jsonb(private.mirror_stripe_object(object, pg_catalog.date_trunc('second', private.now())));
   end loop;
   return outcomes;
 end
@@ -551,7 +553,7 @@ comment on function public.service_role_receive_stripe_event(jsonb, bigint) is '
 -- The event types applied; any other is stored and ignored.
 create function private.stripe_event_types() returns text[]
 language sql immutable set search_path = '' as $$
-  select array['payment_intent.amount_capturable_updated', 'payment_intent.succeeded', 'payment_intent.payment_failed',
+  select array['payment_intent.created', 'payment_intent.amount_capturable_updated', 'payment_intent.succeeded', 'payment_intent.payment_failed',
                'payment_intent.canceled', 'payment_intent.processing', 'payment_intent.requires_action',
                'charge.succeeded', 'charge.captured', 'charge.failed', 'charge.refunded', 'charge.updated',
                'refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated',
@@ -1300,7 +1302,7 @@ begin
     where pg_catalog.jsonb_typeof(item -> 'object') = 'object'
       and exists (select 1 from public.outbox o where o.id = private.try_uuid(item ->> 'id') and o.status = 'sending' and o.channel = 'payment')
   loop
-    perform private.mirror_stripe_object(reported -> 'object', now);
+    perform private.mirror_stripe_object(reported -> 'object', pg_catalog.date_trunc('second', now));
   end loop;
 
   with reported as (
