@@ -535,7 +535,10 @@ mod tests {
             );
         }
         assert!(matches!(read_answer(200, "<html>"), Answer::Unavailable(_)));
-        assert!(matches!(read_answer(200, r#"{"object": "account_link", "url": "https://connect.stripe.com/x"}"#), Answer::Object(_)));
+        assert!(matches!(
+            read_answer(200, r#"{"object": "account_link", "url": "https://connect.stripe.com/x"}"#),
+            Answer::Object(_)
+        ));
         assert!(matches!(read_answer(200, r#"{"ok": true}"#), Answer::Unavailable(_)), "not a Stripe object");
     }
 
