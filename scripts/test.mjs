@@ -1,6 +1,6 @@
 // `npm test`: every test of the project, against one stack started for the whole run.
 //   1. cargo test for the workspace (the shared crate's pure logic, natively)
-//   2. the pgTAP files in supabase/tests through pg_prove
+//   2. the pgTAP files in supabase/tests/database through pg_prove (where `supabase test db` finds them)
 //   3. the end-to-end tests in tests/ against the built workers under wrangler dev
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -31,7 +31,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 try {
   const db = new URL(status.db_url);
-  const pgTests = readdirSync(join(root, 'supabase', 'tests')).filter((name) => name.endsWith('.sql')).sort().map((name) => join('supabase', 'tests', name));
+  const pgDir = join('supabase', 'tests', 'database');
+  const pgTests = readdirSync(join(root, pgDir)).filter((name) => name.endsWith('.test.sql')).sort().map((name) => join(pgDir, name));
   await step('pgTAP', 'pg_prove', ['--host', db.hostname, '--port', db.port, '--username', db.username, '--dbname', 'postgres', '--failures', ...pgTests], { PGPASSWORD: db.password });
   const e2e = readdirSync(join(root, 'tests')).filter((name) => name.endsWith('.test.mjs')).sort().map((name) => join('tests', name));
   await step('end-to-end', process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...e2e], { STACK_STATUS: stackPaths('test').status });

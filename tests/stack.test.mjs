@@ -109,3 +109,32 @@ test('a token signed by an unknown key under a known kid, or with alg none, is r
   const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify(userClaims(client))).toString('base64url')}.`;
   assert.equal((await call('find-experts', '/', { method: 'POST', token: unsigned, body: { skills: ['react'] } })).status, 401);
 });
+
+// The Supabase CLI layout names what the README says: the stack's API and database ports (the
+// dev profile's), the seed, the Send Email hook at auth-email-verify's dev port, and pgTAP files
+// where `supabase test db` finds them.
+test('supabase/config.toml matches the local stack for the Supabase CLI', async () => {
+  const { readFileSync, readdirSync, existsSync } = await import('node:fs');
+  const { PROFILES } = await import('../scripts/lib/stack.mjs');
+  const { functionNames } = await import('../scripts/lib/build.mjs');
+  const config = { top: {} };
+  let section = config.top;
+  for (const line of readFileSync(new URL('../supabase/config.toml', import.meta.url), 'utf8').split('\n')) {
+    const header = line.match(/^\[([^\]]+)\]\s*$/);
+    if (header) section = config[header[1]] = {};
+    const entry = line.match(/^([a-z_]+)\s*=\s*(.+)$/);
+    if (entry) section[entry[1]] = JSON.parse(entry[2].replace(/^\[(.*)\]$/, '[$1]'));
+  }
+  const base = PROFILES.dev.base;
+  assert.equal(config.top.project_id, 'call-an-expert');
+  assert.equal(config.api.port, base, 'the API port is the dev stack\'s PostgREST port');
+  assert.equal(config.db.port, base + 1, 'the database port is the dev stack\'s');
+  assert.equal(config.db.major_version, 15);
+  assert.deepEqual(config['db.seed'], { enabled: true, sql_paths: ['./seed.sql'] });
+  assert.ok(existsSync(new URL('../supabase/seed.sql', import.meta.url)));
+  const hookPort = base + 10 + functionNames().indexOf('auth-email-verify');
+  assert.deepEqual(config['auth.hook.send_email'], { enabled: true, uri: `http://host.docker.internal:${hookPort}/hook`, secrets: 'env(SEND_EMAIL_HOOK_SECRET)' });
+  const pgTap = readdirSync(new URL('../supabase/tests/database/', import.meta.url));
+  assert.ok(pgTap.filter((name) => name.endsWith('.test.sql')).length >= 16, 'the pgTAP files are in supabase/tests/database');
+  assert.deepEqual(readdirSync(new URL('../supabase/tests/', import.meta.url)), ['database'], 'and nowhere else');
+});

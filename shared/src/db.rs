@@ -8,12 +8,12 @@
 
 use crate::error::ApiError;
 #[cfg(feature = "worker")]
+use crate::rpc::Rpc;
+#[cfg(feature = "worker")]
 use postgrest::{Builder, Postgrest};
 #[cfg(feature = "worker")]
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-#[cfg(feature = "worker")]
-use serde::Serialize;
 use serde_json::Value;
 
 #[cfg(feature = "worker")]
@@ -59,19 +59,14 @@ impl Db {
         self.client.from(table)
     }
 
-    /// Calls `POST /rpc/<function>` with named arguments and decodes the result.
-    pub async fn rpc<T: DeserializeOwned>(&self, function: &str, args: &impl Serialize) -> Result<T, ApiError> {
+    /// Calls a database function (`POST /rpc/<name>`) with its typed arguments and decodes its
+    /// typed result: the one way the workers call the database's functions.
+    pub async fn call<R: Rpc>(&self, args: &R) -> Result<R::Output, ApiError> {
         let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
-        self.run(self.client.rpc(function, body)).await
+        self.run(self.client.rpc(R::NAME, body)).await
     }
 
-    /// Calls `POST /rpc/<function>` with a body the caller wrote (for a payload passed on as it
-    /// was signed, unparsed) and decodes the result.
-    pub async fn rpc_raw<T: DeserializeOwned>(&self, function: &str, body: String) -> Result<T, ApiError> {
-        self.run(self.client.rpc(function, body)).await
-    }
-
-    /// Sends a request built with [`Db::from`] (or [`Db::rpc`]) and decodes the JSON answer.
+    /// Sends a request built with [`Db::from`] (or [`Db::call`]) and decodes the JSON answer.
     /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
     /// quicker in a worker than the reqwest transport under postgrest-rs.
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
@@ -82,11 +77,11 @@ impl Db {
             .map_err(|error| ApiError::internal().because(format!("unexpected PostgREST answer: {error}")))
     }
 
-    /// Calls `POST /rpc/<function>` and hands back its JSON answer as a stream, never read into
-    /// the worker: for answers the worker passes on as they are.
-    pub async fn rpc_stream(&self, function: &str, args: &impl Serialize) -> Result<worker::ResponseBody, ApiError> {
+    /// Calls a database function and hands back its JSON answer (a `R::Output`) as a stream,
+    /// never read into the worker: for answers the worker passes on as they are.
+    pub async fn call_stream<R: Rpc>(&self, args: &R) -> Result<worker::ResponseBody, ApiError> {
         let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
-        Ok(self.send(self.client.rpc(function, body)).await?.body().clone())
+        Ok(self.send(self.client.rpc(R::NAME, body)).await?.body().clone())
     }
 
     /// The answer to a request, or the error PostgREST's error body says.

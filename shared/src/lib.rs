@@ -14,6 +14,7 @@ pub mod error;
 pub mod outbox;
 pub mod pricing;
 pub mod refund;
+pub mod rpc;
 pub mod search;
 pub mod stripe;
 pub mod tokens;

@@ -2,13 +2,13 @@
 //! one [`Search`] with every bad field reported at once, and its keyset cursor.
 
 use crate::error::ApiError;
+use crate::rpc::FindExperts;
 use crate::tokens::from_hex;
 use crate::validate::{
     parse_instant, Currency, DurationMinutes, MinRating, MinorUnits, PageLimit, Rule, SkillSlug, Violations,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,20 +155,20 @@ impl Search {
         }
     }
 
-    /// The arguments of the `find_experts` database function.
-    pub fn rpc_args(&self) -> Value {
-        json!({
-            "skills": self.skills.iter().map(SkillSlug::as_str).collect::<Vec<_>>(),
-            "max_rate_cents": self.max_rate.map(MinorUnits::get),
-            "currency": self.currency.map(|currency| currency.as_str().to_owned()),
-            "window_from": self.window.map(|(from, _)| from.to_rfc3339()),
-            "window_to": self.window.map(|(_, to)| to.to_rfc3339()),
-            "duration_minutes": self.duration.get(),
-            "min_rating": self.min_rating.map(MinRating::get),
-            "page_size": self.limit.get(),
-            "after_score": self.after.as_ref().map(|cursor| cursor.score.clone()),
-            "after_id": self.after.as_ref().map(|cursor| cursor.expert_id),
-        })
+    /// The call of the `find_experts` database function.
+    pub fn rpc_args(&self) -> FindExperts {
+        FindExperts {
+            skills: self.skills.iter().map(|skill| skill.as_str().to_owned()).collect(),
+            max_rate_cents: self.max_rate.map(MinorUnits::get),
+            currency: self.currency.map(|currency| currency.as_str().to_owned()),
+            window_from: self.window.map(|(from, _)| from),
+            window_to: self.window.map(|(_, to)| to),
+            duration_minutes: i64::from(self.duration.get()),
+            min_rating: self.min_rating.map(MinRating::get),
+            page_size: i64::from(self.limit.get()),
+            after_score: self.after.as_ref().map(|cursor| cursor.score.clone()),
+            after_id: self.after.as_ref().map(|cursor| cursor.expert_id),
+        }
     }
 }
 
@@ -194,8 +194,8 @@ mod tests {
             query(&[("skills", "react, typescript"), ("max_rate_cents", "15000"), ("currency", "USD")]).unwrap();
         assert_eq!(search.skills.len(), 2);
         assert_eq!((search.duration.get(), search.limit.get()), (60, 10));
-        assert_eq!(search.rpc_args()["skills"], json!(["react", "typescript"]));
-        assert_eq!(search.rpc_args()["window_from"], Value::Null);
+        assert_eq!(search.rpc_args().skills, ["react", "typescript"]);
+        assert_eq!(search.rpc_args().window_from, None);
     }
 
     #[test]
@@ -239,7 +239,7 @@ mod tests {
         let encoded = to_hex(b"0.7950|22222222-2222-4222-8222-222222222204");
         assert_eq!(Cursor::decode(&encoded), Ok(cursor.clone()));
         let search = query(&[("skills", "react"), ("cursor", &encoded)]).unwrap();
-        assert_eq!(search.rpc_args()["after_score"], "0.7950");
+        assert_eq!(search.rpc_args().after_score.as_deref(), Some("0.7950"));
         for forged in ["zz", "abc", &to_hex(b"0.5|x"), &to_hex(b"1;drop|22222222-2222-4222-8222-222222222204")] {
             assert!(Cursor::decode(forged).is_err(), "{forged}");
         }

@@ -5,6 +5,8 @@
 #[cfg(feature = "worker")]
 use crate::db::Db;
 use crate::error::ApiError;
+#[cfg(feature = "worker")]
+use crate::rpc::{AccountToken, FailTokenAttempt};
 use crate::validate::Rule;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -180,18 +182,12 @@ pub async fn check(
     now: DateTime<Utc>,
 ) -> Result<StoredToken, ApiError> {
     let kind = kind.as_str();
-    let stored: Option<StoredToken> =
-        db.rpc("service_role_account_token", &serde_json::json!({ "kind": kind, "token_id": presented.id })).await?;
+    let stored = db.call(&AccountToken { kind: kind.into(), token_id: presented.id }).await?;
     match verify(presented, stored.as_ref(), now) {
         Ok(()) => stored.ok_or_else(ApiError::internal),
         Err(problem) => {
             if problem == TokenProblem::Invalid && stored.is_some() {
-                let _: Option<i64> = db
-                    .rpc(
-                        "service_role_fail_token_attempt",
-                        &serde_json::json!({ "kind": kind, "token_id": presented.id }),
-                    )
-                    .await?;
+                db.call(&FailTokenAttempt { kind: kind.into(), token_id: presented.id }).await?;
             }
             Err(problem.into())
         }

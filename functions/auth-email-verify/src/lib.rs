@@ -6,9 +6,10 @@
 //! in the outbox. The verification email goes through the outbox like every other.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::edge::dispatch::Scope;
 use shared::edge::{self, json_reply, log_error, Call, Reply, Resend, Route, Runtime, Service};
+use shared::rpc::{ConfirmEmail, ForgetWebhook, IssueEmailVerification, RecordWebhook};
 use shared::tokens::{self, PresentedToken, TokenKey, TokenKind};
 use shared::validate::Violations;
 use shared::webhook::{self, hook_error_body, HookPayload, WebhookSecret};
@@ -68,7 +69,7 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
     let messages = payload.messages(&format!("{}/auth/v1", call.var("SUPABASE_URL")?.trim_end_matches('/')))?;
 
     let db = call.db_as_service()?;
-    let fresh: bool = db.rpc("service_role_record_webhook", &json!({ "webhook_id": id })).await?;
+    let fresh = db.call(&RecordWebhook { webhook_id: id.clone() }).await?;
     if !fresh {
         return Err(ApiError::conflict("replayed", "This delivery was already processed."));
     }
@@ -77,8 +78,8 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
         if let Err(error) = resend.send(message, &format!("auth-hook/{id}/{index}")).await {
             // Forget the delivery so that Supabase Auth's retry (same id) is processed; the
             // idempotency keys keep any email already accepted from going out twice.
-            let _: Value =
-                db.rpc("service_role_forget_webhook", &json!({ "webhook_id": id })).await.unwrap_or(Value::Null);
+            // Best effort: if even this fails, the retry is refused as a replay and Supabase Auth reports it.
+            let _ = db.call(&ForgetWebhook { webhook_id: id.clone() }).await;
             return Err(ApiError::unavailable("email_provider", "The email could not be sent right now; try again.")
                 .with_retry_after(2)
                 .because(error));
@@ -87,22 +88,20 @@ async fn deliver_hook(call: &mut Call) -> std::result::Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct Issued {
-    email: String,
-    expires_at: String,
-    outbox_id: Option<uuid::Uuid>,
-}
-
 /// A signed-in user asks for a verification link (at most 3 an hour); the email is queued
 /// with the token and sent once the answer has gone.
 async fn request_verification(call: Call) -> Reply {
     let (user_id, _) = call.require_user().await?;
     let key = TokenKey::parse(&call.var("ACCOUNT_TOKEN_KEY")?).map_err(|error| ApiError::internal().because(error))?;
     let token = key.issue(TokenKind::EmailVerification);
-    let issued: Issued = call
+    let issued = call
         .db_as_service()?
-        .rpc("service_role_issue_email_verification", &json!({ "user_id": user_id, "token_id": token.id, "token_hash": token.hash_hex, "context": call.audit_context() }))
+        .call(&IssueEmailVerification {
+            user_id,
+            token_id: token.id,
+            token_hash: token.hash_hex.clone(),
+            context: call.audit_context(),
+        })
         .await?;
     if let Some(outbox_id) = issued.outbox_id {
         call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
@@ -127,8 +126,6 @@ async fn confirm(mut call: Call) -> Reply {
     let presented = presented.ok_or_else(ApiError::internal)?;
     let db = call.db_as_service()?;
     tokens::check(&db, TokenKind::EmailVerification, &presented, call.now()).await?;
-    let confirmed: Value = db
-        .rpc("service_role_confirm_email", &json!({ "token_id": presented.id, "context": call.audit_context() }))
-        .await?;
-    json_reply(200, &json!({ "confirmed": true, "user_id": confirmed["user_id"] }))
+    let confirmed = db.call(&ConfirmEmail { token_id: presented.id, context: call.audit_context() }).await?;
+    json_reply(200, &json!({ "confirmed": true, "user_id": confirmed.user_id }))
 }

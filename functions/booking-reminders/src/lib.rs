@@ -9,10 +9,10 @@
 //! exceeded, leaving the rest to the next run. `POST /replay` starts one delivery over.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 use shared::edge::dispatch::{self, Scope};
 use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service, System};
 use shared::outbox::DEFAULT_BUDGET;
+use shared::rpc::ReplayOutbox;
 use shared::validate::{parse_uuid, Violations};
 use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -76,7 +76,7 @@ async fn replay(mut call: Call) -> Reply {
         .and_then(|id| violations.check("outbox_id", parse_uuid(&id)));
     violations.finish()?;
     let id = id.ok_or_else(shared::ApiError::internal)?;
-    let replayed: Value = call.db_as_service()?.rpc("service_role_replay_outbox", &json!({ "outbox_id": id })).await?;
+    let replayed = call.db_as_service()?.call(&ReplayOutbox { outbox_id: id }).await?;
     let system = call.detach();
     let limit = budget(&system);
     call.ctx.wait_until(async move {

@@ -13,6 +13,7 @@ use shared::booking::{CancelRequest, Cancellation, Side};
 use shared::edge::dispatch::Scope;
 use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
 use shared::refund::{self, Charge, NotCancellable};
+use shared::rpc::CancelSession;
 use shared::ApiError;
 use uuid::Uuid;
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -37,20 +38,9 @@ struct Session {
     amount_cents: i64,
     platform_fee_cents: i64,
     expert_payout_cents: i64,
-    currency: String,
-    cancelled_by: Option<Uuid>,
-    cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
-    refund_amount_cents: Option<i64>,
-    refund_percent: Option<u8>,
 }
 
-#[derive(Deserialize)]
-struct Outcome {
-    session: Session,
-    newly_cancelled: bool,
-}
-
-const COLUMNS: &str = "id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents,currency,cancelled_by,cancelled_at,refund_amount_cents,refund_percent";
+const COLUMNS: &str = "id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents";
 
 async fn cancel_session(mut call: Call) -> Reply {
     let (caller, token) = call.require_user().await?;
@@ -73,13 +63,18 @@ async fn cancel_session(mut call: Call) -> Reply {
         // (the database refuses with the reason): nothing to compute.
         _ => refund::split(charge, 0, 0),
     };
-    let outcome: Outcome = call
+    let outcome = call
         .db_as_service()?
-        .rpc("service_role_cancel_session", &json!({
-            "session_id": session.id, "actor_id": caller, "reason": cancellation.reason, "refund_percent": refund.percent,
-            "refund_amount_cents": refund.amount_cents, "refund_fee_cents": refund.platform_fee_cents,
-            "refund_payout_cents": refund.expert_payout_cents, "context": call.audit_context(),
-        }))
+        .call(&CancelSession {
+            session_id: session.id,
+            actor_id: caller,
+            reason: cancellation.reason.clone(),
+            refund_percent: refund.percent,
+            refund_amount_cents: refund.amount_cents,
+            refund_fee_cents: refund.platform_fee_cents,
+            refund_payout_cents: refund.expert_payout_cents,
+            context: call.audit_context(),
+        })
         .await?;
     let cancelled = outcome.session;
     let stored =

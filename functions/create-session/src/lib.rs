@@ -9,14 +9,14 @@
 //! answer is 503: no session without a payment to make.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::booking::{Booking, BookingRequest};
 use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service, Stripe};
 use shared::pricing::Price;
-use shared::stripe::{Answer, PaymentPlan};
+use shared::rpc::{AbandonBooking, BookSession, ExpertQuote, PaymentPlanOf, RecordStripeObjects};
+use shared::stripe::Answer;
 use shared::validate::{CommissionBps, Currency, MinorUnits};
 use shared::ApiError;
-use uuid::Uuid;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 static SERVICE: Service = Service {
@@ -28,21 +28,6 @@ static SERVICE: Service = Service {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     edge::serve(req, env, ctx, &SERVICE).await
-}
-
-/// An active expert's rate, the commission the server applies to them, and whether their
-/// Connect account can take charges.
-#[derive(Deserialize)]
-struct Quote {
-    hourly_rate_cents: i64,
-    currency: String,
-    commission_bps: i64,
-    accepts_payments: bool,
-}
-
-#[derive(Deserialize)]
-struct Booked {
-    id: Uuid,
 }
 
 #[derive(Deserialize)]
@@ -58,7 +43,7 @@ async fn create_session(mut call: Call) -> Reply {
     let booking = Booking::parse(request, call.now(), call.booking_window())?;
     let db = call.db_as(Some(&token));
 
-    let quote: Option<Quote> = db.rpc("expert_quote", &json!({ "expert_id": booking.expert_id })).await?;
+    let quote = db.call(&ExpertQuote { expert_id: booking.expert_id }).await?;
     let quote = quote.ok_or_else(|| ApiError::not_found("No such expert."))?;
     if booking.expert_id == client_id {
         return Err(ApiError::conflict("self_booking", "An expert cannot book a session with themselves."));
@@ -81,35 +66,35 @@ async fn create_session(mut call: Call) -> Reply {
     let stripe = Stripe::from_env(&call)?;
 
     // The database prices again with its own rate and commission and refuses any difference.
-    let args = json!({
-        "expert_id": booking.expert_id, "starts_at": booking.starts_at.to_rfc3339(), "duration_minutes": booking.duration.get(),
-        "hourly_rate_cents": price.hourly_rate_cents, "commission_bps": price.commission_bps, "amount_cents": price.amount_cents,
-        "platform_fee_cents": price.platform_fee_cents, "expert_payout_cents": price.expert_payout_cents,
-        "currency": currency.as_str(), "notes": booking.notes, "context": call.audit_context(),
-    });
-    let session: Value = db.rpc("book_session", &args).await?;
-    let booked: Booked = serde_json::from_value(session.clone())
-        .map_err(|error| ApiError::internal().because(format!("book_session answered: {error}")))?;
+    let session = db
+        .call(&BookSession {
+            expert_id: booking.expert_id,
+            starts_at: booking.starts_at,
+            duration_minutes: i64::from(booking.duration.get()),
+            hourly_rate_cents: price.hourly_rate_cents,
+            commission_bps: i64::from(price.commission_bps),
+            amount_cents: price.amount_cents,
+            platform_fee_cents: price.platform_fee_cents,
+            expert_payout_cents: price.expert_payout_cents,
+            currency: currency.as_str().to_owned(),
+            notes: booking.notes.clone(),
+            context: call.audit_context(),
+        })
+        .await?;
 
     let service = call.db_as_service()?;
-    let plan: Option<PaymentPlan> =
-        service.rpc("service_role_payment_plan", &json!({ "session_id": booked.id })).await?;
+    let plan = service.call(&PaymentPlanOf { session_id: session.id }).await?;
     let plan = plan.ok_or_else(|| ApiError::internal().because("the held session has no payment plan"))?;
     let intent = match stripe.send(&plan.payment_intent()).await {
         Answer::Object(object) => object,
         failed => {
             let error = failed.into_error();
             let reason = error.cause.clone().unwrap_or_default();
-            let _: bool = service
-                .rpc(
-                    "service_role_abandon_booking",
-                    &json!({ "session_id": booked.id, "reason": reason, "context": call.audit_context() }),
-                )
-                .await?;
+            service.call(&AbandonBooking { session_id: session.id, reason, context: call.audit_context() }).await?;
             return Err(error);
         }
     };
-    let _: Value = service.rpc("service_role_record_stripe_objects", &json!({ "objects": [intent.clone()] })).await?;
+    service.call(&RecordStripeObjects { objects: vec![intent.clone()] }).await?;
     let payment: PaymentIntent = serde_json::from_value(intent)
         .map_err(|error| ApiError::internal().because(format!("Stripe's PaymentIntent: {error}")))?;
     json_reply(
@@ -119,7 +104,7 @@ async fn create_session(mut call: Call) -> Reply {
             "price": price,
             "payment": {
                 "provider": "stripe", "payment_intent_id": payment.id, "client_secret": payment.client_secret,
-                "status": payment.status, "pay_by": session.get("payment_due_at"),
+                "status": payment.status, "pay_by": session.payment_due_at,
             },
         }),
     )

@@ -40,7 +40,7 @@ async fn search(call: Call, search: Search) -> Reply {
     let token = call.bearer_token();
     // The database's answer is the whole response (experts, cursor, the recorded search's id):
     // streamed through, never read into the worker.
-    let body = call.db_as(token.as_deref()).rpc_stream("find_experts", &search.rpc_args()).await?;
+    let body = call.db_as(token.as_deref()).call_stream(&search.rpc_args()).await?;
     let mut response = Response::from_body(body).map_err(|_| ApiError::internal())?;
     let headers = response.headers_mut();
     let _ = headers.set("content-type", "application/json");

@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
 use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
+use shared::rpc::{CompletePasswordReset, HitRateLimit, IssuePasswordReset};
 use shared::tokens::{self, sha256_hex, PresentedToken, TokenKey, TokenKind};
 use shared::validate::{Email, Password, Violations};
 use shared::ApiError;
-use uuid::Uuid;
 use worker::{event, Context, Date, Delay, Env, Method, Request, Response, Result};
 
 static SERVICE: Service = Service {
@@ -38,11 +38,6 @@ struct ResetRequest {
 }
 
 /// The outbox row of the email the database queued with the token or the new password.
-#[derive(Deserialize)]
-struct Queued {
-    outbox_id: Option<Uuid>,
-}
-
 async fn request_reset(mut call: Call) -> Reply {
     let started = Date::now().as_millis();
     let request: ResetRequest = call.json().await?;
@@ -60,12 +55,7 @@ async fn request_reset(mut call: Call) -> Reply {
         (format!("password-reset:email:{email_digest}"), PER_EMAIL_PER_HOUR),
         (format!("password-reset:client:{client}"), PER_CLIENT_PER_HOUR),
     ] {
-        let wait: u64 = db
-            .rpc(
-                "service_role_hit_rate_limit",
-                &json!({ "bucket": bucket, "max_hits": max_hits, "window_seconds": 3600 }),
-            )
-            .await?;
+        let wait = db.call(&HitRateLimit { bucket, max_hits, window_seconds: 3600 }).await?;
         if wait > 0 {
             return Err(
                 ApiError::new(429, "rate_limited", "Too many reset requests: try again later.").with_retry_after(wait)
@@ -75,8 +65,13 @@ async fn request_reset(mut call: Call) -> Reply {
 
     // The email with the link is queued with the token and sent once the answer has gone.
     let token = token_key(&call)?.issue(TokenKind::PasswordReset);
-    let queued: Option<Queued> = db
-        .rpc("service_role_issue_password_reset", &json!({ "email": email.as_str(), "token_id": token.id, "token_hash": token.hash_hex, "context": call.audit_context() }))
+    let queued = db
+        .call(&IssuePasswordReset {
+            email: email.as_str().to_owned(),
+            token_id: token.id,
+            token_hash: token.hash_hex.clone(),
+            context: call.audit_context(),
+        })
         .await?;
     if let Some(outbox_id) = queued.and_then(|queued| queued.outbox_id) {
         call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
@@ -114,11 +109,12 @@ async fn complete_reset(mut call: Call) -> Reply {
     violations.finish()?;
     let password = password.ok_or_else(ApiError::internal)?;
 
-    let queued: Queued = db
-        .rpc(
-            "service_role_complete_password_reset",
-            &json!({ "token_id": presented.id, "password": password.expose(), "context": call.audit_context() }),
-        )
+    let queued = db
+        .call(&CompletePasswordReset {
+            token_id: presented.id,
+            password: password.expose().to_owned(),
+            context: call.audit_context(),
+        })
         .await?;
     if let Some(outbox_id) = queued.outbox_id {
         call.dispatch_after_response(Scope::Rows(vec![outbox_id]));

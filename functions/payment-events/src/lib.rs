@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
 use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service, Stripe};
+use shared::rpc::{PayoutAccountOf, ReceiveStripeEvent, RecordStripeObjects};
 use shared::stripe::{self, Answer, WebhookSecrets};
 use shared::ApiError;
-use uuid::Uuid;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 static SERVICE: Service = Service {
@@ -37,13 +37,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 /// Stripe's events are small, but a charge with its refunds listed can pass the usual 64 KiB.
 const MAX_EVENT_BYTES: usize = 512 * 1024;
 
-#[derive(Deserialize)]
-struct Received {
-    event: String,
-    status: String,
-    session_id: Option<Uuid>,
-}
-
 async fn receive(mut call: Call) -> Reply {
     let payload = call.json_bytes_up_to(MAX_EVENT_BYTES).await?;
     let secrets = WebhookSecrets::parse(&call.var("STRIPE_WEBHOOK_SECRET")?)
@@ -51,27 +44,18 @@ async fn receive(mut call: Call) -> Reply {
     let signed_at =
         stripe::verify(call.header("stripe-signature").as_deref(), &payload, &secrets, call.now().timestamp())
             .map_err(|error| ApiError::bad_request("invalid_signature", error.message()))?;
-    let event =
-        String::from_utf8(payload).map_err(|_| ApiError::bad_request("invalid_json", "The body is not UTF-8."))?;
-    // The event reaches the database as Stripe signed it; the worker never parses it.
-    let body = format!(r#"{{"signed_at":{signed_at},"event":{event}}}"#);
-    let received: Received = call.db_as_service()?.rpc_raw("service_role_receive_stripe_event", body).await?;
+    // The event reaches the database as Stripe signed it: the worker only checks it is JSON.
+    let event = String::from_utf8(payload)
+        .ok()
+        .and_then(|text| serde_json::value::RawValue::from_string(text).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_json", "The body is not JSON."))?;
+    let received = call.db_as_service()?.call(&ReceiveStripeEvent { event, signed_at }).await?;
     if received.status == "applied" {
         if let Some(session) = received.session_id {
             call.dispatch_after_response(Scope::Session(session));
         }
     }
     json_reply(200, &json!({ "received": true, "event": received.event, "status": received.status }))
-}
-
-#[derive(Deserialize)]
-struct PayoutAccount {
-    expert_id: Uuid,
-    email: String,
-    stripe_account_id: Option<String>,
-    charges_enabled: bool,
-    payouts_enabled: bool,
-    details_submitted: bool,
 }
 
 #[derive(Deserialize)]
@@ -83,8 +67,7 @@ struct AccountLink {
 async fn onboarding_link(call: Call) -> Reply {
     let (user, _) = call.require_user().await?;
     let service = call.db_as_service()?;
-    let account: Option<PayoutAccount> =
-        service.rpc("service_role_payout_account", &json!({ "expert_id": user })).await?;
+    let account = service.call(&PayoutAccountOf { expert_id: user }).await?;
     let account = account
         .ok_or_else(|| ApiError::forbidden("Only an expert can set up payouts: create your expert profile first."))?;
     let stripe = Stripe::from_env(&call)?;
@@ -93,8 +76,7 @@ async fn onboarding_link(call: Call) -> Reply {
         None => match stripe.send(&stripe::create_account(account.expert_id, &account.email)).await {
             Answer::Object(created) => {
                 let id = created.get("id").and_then(|id| id.as_str()).unwrap_or_default().to_owned();
-                let _: serde_json::Value =
-                    service.rpc("service_role_record_stripe_objects", &json!({ "objects": [created] })).await?;
+                service.call(&RecordStripeObjects { objects: vec![created] }).await?;
                 id
             }
             failed => return Err(failed.into_error()),

@@ -6,9 +6,8 @@
 use super::outbound::{deliver_webhook, Daily, Resend, Stripe};
 use super::{log_line, Runtime};
 use crate::error::ApiError;
-use crate::outbox::{
-    batch_outcomes, Advanced, BatchAnswer, Budget, Claim, Outcome, Recorded, Renderer, Summary, MAX_BATCH,
-};
+use crate::outbox::{batch_outcomes, BatchAnswer, Budget, Outcome, Renderer, Summary, MAX_BATCH};
+use crate::rpc::{AdvanceSessions, ClaimOutbox, CompleteOutbox};
 use crate::tokens::TokenKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -71,7 +70,7 @@ async fn drain(
 
     if matches!(scope, Scope::Everything) && budget.allows_round() {
         budget.spend(1);
-        let advanced: Advanced = db.rpc("service_role_advance_sessions", &json!({})).await?;
+        let advanced = db.call(&AdvanceSessions { batch_size: 200, grace_minutes: 30 }).await?;
         for room in &advanced.rooms_missing {
             log_line(
                 &json!({ "level": "alert", "event": "room_missing", "run_id": runtime.request_id(), "session": room }),
@@ -83,10 +82,14 @@ async fn drain(
     while budget.allows_round() {
         let calls = budget.calls_for_round();
         budget.spend(1);
-        let claim: Claim = db
-            .rpc("service_role_claim_outbox", &json!({
-                "email_batch": email_batch, "calls": calls, "lease_seconds": lease_seconds, "only_session": only_session, "only_ids": only_ids,
-            }))
+        let claim = db
+            .call(&ClaimOutbox {
+                email_batch,
+                calls: i64::from(calls),
+                lease_seconds,
+                only_session,
+                only_ids: only_ids.clone(),
+            })
             .await?;
         summary.add_claim(&claim);
         if claim.is_empty() {
@@ -134,7 +137,7 @@ async fn drain(
             outcomes.push(deliver_webhook(webhook).await);
         }
         budget.spend(1);
-        let recorded: Recorded = db.rpc("service_role_complete_outbox", &json!({ "results": outcomes })).await?;
+        let recorded = db.call(&CompleteOutbox { results: outcomes }).await?;
         summary.add_recorded(&recorded);
         if claim.remaining.total() == 0 {
             break;

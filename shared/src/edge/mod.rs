@@ -285,8 +285,12 @@ impl Call {
 
     /// What the worker saw of its client (request id, address, user agent), passed to the
     /// database, which keeps it in audit rows as reported context beside its own facts.
-    pub fn audit_context(&self) -> serde_json::Value {
-        json!({ "request_id": self.request_id, "ip": self.client_ip(), "user_agent": self.header("user-agent").map(|ua| ua.chars().take(500).collect::<String>()) })
+    pub fn audit_context(&self) -> crate::rpc::AuditContext {
+        crate::rpc::AuditContext {
+            request_id: self.request_id.clone(),
+            ip: self.client_ip(),
+            user_agent: self.header("user-agent").map(|ua| ua.chars().take(500).collect()),
+        }
     }
 }
 
