@@ -36,6 +36,9 @@ const nextStart = () => {
   return day.toISOString();
 };
 
+const failStripe = (status, path) => fetch(`${stack.standin_url}/__standin/fail`, {
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'stripe', status, times: 1, path }),
+});
 const intentOf = async (sessionId) => (await stripe.objects()).payment_intents.find((pi) => pi.metadata.session_id === sessionId);
 const stripeRequests = async (pathPart) => (await standin.requests('stripe')).filter((r) => r.path.includes(pathPart));
 
@@ -260,6 +263,7 @@ describe('Stripe\'s events', () => {
     assert.deepEqual(sql(`select kind, status, amount_cents, parent_ref from payments where provider_ref = '${dispute.id}'`),
       [{ kind: 'dispute', status: 'needs_response', amount_cents: 12000, parent_ref: intent.latest_charge }]);
     assert.equal(sql(`select count(*)::int as n from audit_logs where entity_id = '${json.session.id}' and action = 'payment.disputed'`)[0].n, 1);
+    await assertLedgerMatchesStripe(json.session.id, assert);
   });
 
   test('a refund that fails at the bank flags the session for an operator', async () => {
@@ -271,6 +275,8 @@ describe('Stripe\'s events', () => {
     await stripe.control('POST', `/refunds/${refund.id}/fail`);
     await eventually('the refund_failed flag', () => sessionRow(id).payment_problem === 'refund_failed');
     assert.equal(sql(`select count(*)::int as n from audit_logs where entity_id = '${id}' and action = 'payment.refund_failed'`)[0].n, 1);
+    // Stripe kept the money it could not give back: the ledger says so, and does not reconcile.
+    await assertLedgerMatchesStripe(id, assert, { reconciled: false });
   });
 });
 
@@ -292,20 +298,38 @@ describe('Stripe failing', () => {
     assert.equal(captures.length, 2);
     assert.equal(new Set(captures.map((r) => r.headers['idempotency-key'])).size, 1, 'under one idempotency key');
 
-    await fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ service: 'stripe', status: 503, times: 1, path: '/v1/refunds' }) });
-    await fetch(`${stack.standin_url}/__standin/fail`, { method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ service: 'stripe', status: 0, times: 1, path: '/refunds' }) });
+    await failStripe(503, '/v1/refunds');
+    await failStripe(0, '/application_fees/');
     const answer = await cancel(expert.jwt, { session_id: id, reason: 'Ill' });
     assert.equal(answer.status, 200, 'the cancellation does not wait on Stripe');
     for (let round = 0; round < 4 && !(await stripe.objects()).fee_refunds.some((f) => f.metadata.session_id === id); round += 1) {
       makeOutboxDue(id, 'payment.%');
       await runDispatcher();
     }
-    const refunds = await stripeRequests('/v1/refunds');
-    assert.ok(refunds.length >= 2 && new Set(refunds.map((r) => r.headers['idempotency-key'])).size === 1, JSON.stringify(refunds.map((r) => r.failed_with)));
+    for (const path of ['/v1/refunds', '/application_fees/']) {
+      const calls = await stripeRequests(path);
+      assert.ok(calls.length >= 2 && calls[0].failed_with !== null, `${path}: failed first (${JSON.stringify(calls.map((r) => r.failed_with))})`);
+      assert.equal(new Set(calls.map((r) => r.headers['idempotency-key'])).size, 1, `${path}: retried under its one key`);
+    }
     assert.equal((await stripe.objects()).refunds.filter((r) => r.metadata.session_id === id).length, 1, 'refunded once');
     await assertLedgerMatchesStripe(id, assert);
+  });
+
+  test('a release that fails is retried under the same key', async () => {
+    const expert = await expertForTest('flaky-release');
+    const client = newClient('flaky-release-client');
+    const { json } = await bookAndPay(client.jwt, { expert_id: expert.id, starts_at: nextStart(), duration_minutes: 60 });
+    await failStripe(503, '/cancel');
+    assert.equal((await patchStatus(expert.jwt, json.session.id, 'declined')).status, 204);
+    await runDispatcher();
+    assert.equal((await intentOf(json.session.id)).status, 'requires_capture', 'not released yet');
+    makeOutboxDue(json.session.id, 'payment.%');
+    await runDispatcher();
+    assert.equal((await intentOf(json.session.id)).status, 'canceled');
+    const calls = await stripeRequests('/cancel');
+    assert.deepEqual(calls.map((r) => r.failed_with), [503, null]);
+    assert.equal(new Set(calls.map((r) => r.headers['idempotency-key'])).size, 1);
+    await assertLedgerMatchesStripe(json.session.id, assert);
   });
 
   test('a capture Stripe refuses is failed at once for an operator, and the session says so', async () => {

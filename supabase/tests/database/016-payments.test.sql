@@ -3,7 +3,7 @@
 -- reconciled, and nothing of it writable or readable by a client calling PostgREST directly.
 begin;
 \ir _helpers.psql
-select plan(65);
+select plan(67);
 
 select tests.freeze_time('2030-01-02 08:00+00');
 \set ada '''22222222-2222-4222-8222-222222222201'''
@@ -297,6 +297,20 @@ select is(service_role_abandon_booking(:'instant_id', 'late'), false, 'but never
 reset role;
 select results_eq(format($$select (select count(*) from sessions where id = %L), (select count(*) from audit_logs where entity_id = %L and action = 'session.abandoned')$$,
   :'abandoned_id', :'abandoned_id'), $$values (0::bigint, 1::bigint)$$, 'leaving only its audit row');
+
+-- 13. Currencies: an expert's is one the platform takes; a zero-decimal one is priced in yen.
+select throws_ok(format($$update expert_profiles set currency = 'XYZ' where id = %L$$, :rae), '23503', null,
+  'a currency the platform does not take is refused');
+update expert_profiles set currency = 'JPY', hourly_rate_cents = 12000 where id = :rae;
+select tests.authenticate_as('paula@example.com');
+select (book_session(:rae, '2030-02-11 17:00+00', 90, 12000, 1000, 18000, 1800, 16200, 'JPY') ->> 'id') as yen_id \gset
+reset role;
+select tests.as_service_role();
+select results_eq(format($$select p ->> 'currency', (p ->> 'amount_cents')::int, (p ->> 'application_fee_cents')::int from service_role_payment_plan(%L) p$$, :'yen_id'),
+  $$values ('jpy'::text, 18000, 1800)$$, '12,000 yen an hour for 90 minutes: a PaymentIntent of 18,000 yen, 1,800 of them the fee');
+reset role;
+select tests.pay(:'yen_id');
+update expert_profiles set currency = 'USD', hourly_rate_cents = 9000 where id = :rae;
 
 -- 11. A client holds at most three unpaid slots at once.
 select tests.authenticate_as('paula@example.com');
