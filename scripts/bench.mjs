@@ -123,6 +123,7 @@ async function startWorkerd(status) {
     SUPABASE_JWT_SECRET: status.jwt_secret, ALLOWED_ORIGINS: '*', ACCOUNT_TOKEN_KEY: 'bench-account-token-key-of-at-least-32-bytes',
     RESEND_API_URL: status.standin_url, RESEND_API_KEY: 're_bench', EMAIL_FROM: 'Bench <bench@example.com>', DAILY_API_URL: `${status.standin_url}/v1`,
     DAILY_API_KEY: 'daily_bench', SITE_URL: 'http://localhost:3000', SUPABASE_URL: status.postgrest_url, SEND_EMAIL_HOOK_SECRET: status.send_email_hook_secret,
+    STRIPE_API_URL: status.stripe.api_url, STRIPE_SECRET_KEY: status.stripe.secret_key, STRIPE_WEBHOOK_SECRET: status.stripe.webhook_secret,
   };
   const rel = (path) => relative(dist, path);
   // Cap'n Proto names are camelCase: find-experts -> workerFindExperts.
@@ -170,6 +171,32 @@ function bookingFixture(status) {
   return { token: userToken({ id, email }, status.jwt_secret), body: { expert_id: '22222222-2222-4222-8222-222222222201', starts_at: new Date(starts_at).toISOString(), duration_minutes: 60 } };
 }
 
+// The browser's part: Stripe.js confirming the PaymentIntent, then Stripe's event booking the session.
+const payer = (status) => async (booking) => {
+  await fetch(`${status.stripe.api_url}/v1/payment_intents/${booking.payment.payment_intent_id}/confirm`, {
+    method: 'POST', headers: { authorization: `Bearer ${status.stripe.publishable_key}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_secret: booking.payment.client_secret, payment_method: 'pm_card_visa' }).toString(),
+  });
+  await waitFor('the payment to book the session', () =>
+    sqlRows(status.db_superuser_url, `select status from sessions where id = '${booking.session.id}'`)[0].status === 'confirmed', 10_000, 10);
+};
+
+// The request paths that used to call providers inline, through wrangler dev with the DISPATCHER
+// handoff: cancelling a paid session (a refund, two emails, the room's removal) with Resend and
+// Daily.co answering at once, then in 500 ms. The same latency means nobody waits on them.
+async function providersOffThePath(status) {
+  const delay = (ms) => Promise.all(['email', 'daily'].map((service) => fetch(`${status.standin_url}/__standin/delay`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service, ms }) })));
+  const run = () => bookAndCancel(status.functions['create-session'], status.functions['cancel-session'], bookingFixture(status), { rounds: 20, pay: payer(status) });
+  const quick = await run();
+  await delay(500);
+  try {
+    return { quick, slow: await run() };
+  } finally {
+    await delay(0);
+  }
+}
+
 async function reminderThroughput(status) {
   insertReminderBacklog(status.db_superuser_url, 5000);
   const runs = [];
@@ -208,6 +235,7 @@ let workerd;
 try {
   // Before the sizes: their dry-run rewrites the build output, which makes wrangler dev reload.
   const reminders = await reminderThroughput(status);
+  const offThePath = await providersOffThePath(status);
   const sizes = workerSizes();
   workerd = await startWorkerd(status);
   const { urls } = workerd;
@@ -283,6 +311,13 @@ try {
     console.log(row(`  book at ${size.toLocaleString('en')} experts`, booking.book));
     console.log(row(`  cancel at ${size.toLocaleString('en')} experts`, booking.cancel));
   }
+  console.log('\nThe request paths and the providers (wrangler dev; cancelling a paid session queues a refund, two emails and a room removal), ms  p50     p95     p99');
+  console.log(row('  cancel, Resend and Daily.co answering at once', offThePath.quick.cancel));
+  console.log(row('  cancel, Resend and Daily.co answering in 500 ms', offThePath.slow.cancel));
+  const waited = offThePath.slow.cancel.p50 - offThePath.quick.cancel.p50;
+  console.log(`  the cancellation waits ${waited.toFixed(2)} ms longer on slow providers (target: none of their 500 ms): ${check(waited < 100, `cancel-session waited ${waited.toFixed(0)} ms on slow providers`)}`);
+  console.log(row('  book (one call to Stripe for the PaymentIntent, the one wait the client needs)', offThePath.quick.book));
+
   console.log(`\nEvery function: Rust worker against its TypeScript peer, same PostgREST requests, ${largest.size.toLocaleString('en')} experts (p50 ms; target: at most 1.0x)`);
   console.log(`  ${''.padEnd(52)}    Rust      TS   ratio`);
   for (const { label, rust, ts, ratio } of pairs) {
@@ -300,8 +335,10 @@ try {
   await stop();
 }
 
-// Book with one worker, cancel with the other, on the same slot, again and again: the latency of each.
-async function bookAndCancel(bookBase, cancelBase, fixture) {
+// Book with one worker, cancel with the other, on the same slot, again and again: the latency of
+// each. With `pay`, each booking is paid (as the browser pays, untimed) before it is cancelled,
+// so that the cancellation has a refund, emails and a room to queue.
+async function bookAndCancel(bookBase, cancelBase, fixture, { rounds = Math.max(20, Math.floor(REQUESTS / 4)), pay } = {}) {
   const book = [];
   const cancelled = [];
   const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })];
@@ -320,9 +357,9 @@ async function bookAndCancel(bookBase, cancelBase, fixture) {
     req.on('error', reject);
     req.end(payload);
   });
-  const rounds = Math.max(20, Math.floor(REQUESTS / 4));
   for (let i = 0; i < rounds + 5; i += 1) {
     const booked = await send(bookBase, agents[0], fixture.body);
+    if (pay) await pay(booked.json);
     const undone = await send(cancelBase, agents[1], { session_id: booked.json.session.id });
     if (i >= 5) {
       book.push(booked.ms);

@@ -1,6 +1,7 @@
 // `npm run lint`: the fast gates CI runs before the tests. Formatting as rustfmt.toml states it,
-// and clippy with every warning an error, natively (with the tests and benches) and for the
-// wasm32 target the workers are built for (with the Workers glue compiled in).
+// clippy with every warning an error, natively (with the tests and benches) and for the wasm32
+// target the workers are built for (with the Workers glue compiled in), and the OpenAPI
+// documents and their TypeScript types current.
 import { execFileSync } from 'node:child_process';
 import { ensureTools } from './lib/tools.mjs';
 import { root, log } from './lib/util.mjs';
@@ -11,6 +12,8 @@ const cargo = (...args) => {
 };
 
 ensureTools();
+log('lint: node scripts/openapi.mjs --check');
+execFileSync(process.execPath, ['scripts/openapi.mjs', '--check'], { cwd: root, stdio: 'inherit' });
 cargo('fmt', '--all', '--check');
 cargo('clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings');
 cargo('clippy', '--workspace', '--target', 'wasm32-unknown-unknown', '--features', 'shared/worker', '--quiet', '--', '-D', 'warnings');

@@ -1,6 +1,9 @@
 // Shared by the end-to-end tests: the running test stack's status, typed calls to the workers,
 // PostgREST and SQL for arranging and checking state, and the stand-in's controls.
 import { readFileSync } from 'node:fs';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { functionNames } from '../scripts/lib/build.mjs';
 import { request as httpRequest } from 'node:http';
 import { userToken } from '../scripts/lib/jwt.mjs';
 import { sqlRows } from '../scripts/lib/fixtures.mjs';
@@ -12,6 +15,42 @@ export const stack = JSON.parse(readFileSync(statusPath, 'utf8'));
 
 export const user = (role, index = 0) => stack.users.filter((u) => u.role === role)[index];
 export const userByEmail = (email) => stack.users.find((u) => u.email === email);
+
+// Every answer a test receives from a worker is checked against the worker's OpenAPI document
+// (openapi/<function>.json): a status it does not list, or a body that breaks its schema, fails
+// the test, so the document cannot drift from the code.
+const ajv = addFormats(new Ajv2020({ strict: false, allErrors: true }));
+for (const name of functionNames()) {
+  ajv.addSchema(JSON.parse(readFileSync(new URL(`../openapi/${name}.json`, import.meta.url), 'utf8')), `openapi:${name}`);
+}
+const pointer = (...parts) => parts.map((part) => String(part).replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+
+export function checkAgainstOpenApi(fn, method, path, status, text) {
+  const route = path.split('?')[0].replace(new RegExp(`^/functions/v1/${fn}(?=/|$)`), '') || '/';
+  const document = ajv.getSchema(`openapi:${fn}`).schema;
+  const item = document.paths[route];
+  const operation = item?.[method.toLowerCase()];
+  const where = `${fn} ${method} ${route} answered ${status}`;
+  if (!operation) {
+    // Outside the document: only the shared plumbing's answers (an unknown route, a wrong method).
+    if (![404, 405].includes(status)) throw new Error(`${where}: the route is not in its OpenAPI document`);
+    const valid = ajv.validate({ $ref: `openapi:${fn}#/components/schemas/Error` }, JSON.parse(text));
+    if (!valid) throw new Error(`${where}: not the error shape: ${ajv.errorsText()}`);
+    return;
+  }
+  const response = operation.responses[String(status)];
+  if (!response) throw new Error(`${where}, a status its OpenAPI document does not list (${Object.keys(operation.responses).join(', ')})`);
+  if (!response.content) {
+    if (text) throw new Error(`${where} with a body its OpenAPI document does not describe`);
+    return;
+  }
+  let body;
+  try { body = JSON.parse(text); } catch { throw new Error(`${where} with a body that is not JSON: ${text.slice(0, 200)}`); }
+  const schema = `openapi:${fn}#/${pointer('paths', route, method.toLowerCase(), 'responses', status, 'content', 'application/json', 'schema')}`;
+  if (!ajv.validate({ $ref: schema }, body)) {
+    throw new Error(`${where} with a body its OpenAPI document does not allow: ${ajv.errorsText(ajv.errors, { separator: '; ' })}\n${text.slice(0, 500)}`);
+  }
+}
 
 // Calls a worker; `token` is sent as a bearer token, `body` as JSON. Each call opens its own
 // connection (no keep-alive), so a server closing an idle pooled connection cannot race a test.
@@ -33,6 +72,12 @@ export function call(fn, path, { method = 'GET', body, token, headers = {} } = {
         const text = Buffer.concat(chunks).toString('utf8');
         let json;
         try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        try {
+          checkAgainstOpenApi(fn, method, path, response.statusCode, text);
+        } catch (error) {
+          reject(error);
+          return;
+        }
         resolve({ status: response.statusCode, headers: new Headers(Object.entries(response.headers).map(([k, v]) => [k, String(v)])), json, text });
       });
     });

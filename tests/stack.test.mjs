@@ -138,3 +138,14 @@ test('supabase/config.toml matches the local stack for the Supabase CLI', async 
   assert.ok(pgTap.filter((name) => name.endsWith('.test.sql')).length >= 16, 'the pgTAP files are in supabase/tests/database');
   assert.deepEqual(readdirSync(new URL('../supabase/tests/', import.meta.url)), ['database'], 'and nowhere else');
 });
+
+for (const name of FUNCTIONS) {
+  test(`${name} serves its OpenAPI 3.1 document at GET /openapi.json, the one committed`, async () => {
+    const { readFileSync } = await import('node:fs');
+    const { status, json, headers } = await call(name, '/openapi.json');
+    assert.equal(status, 200);
+    assert.match(headers.get('content-type'), /^application\/json/);
+    assert.deepEqual(json, JSON.parse(readFileSync(new URL(`../openapi/${name}.json`, import.meta.url), 'utf8')));
+    assert.equal(json.openapi, '3.1.0');
+  });
+}

@@ -1,6 +1,6 @@
 // The TypeScript peers of the speed comparison: for each function, a route making the same
-// PostgREST requests as the Rust worker (with @supabase/postgrest-js), verifying the same tokens
-// (HS256 with WebCrypto) and answering the same status. Only the benchmark builds and runs it.
+// PostgREST (and Stripe) requests as the Rust worker (with @supabase/postgrest-js), verifying the
+// same tokens (HS256 with WebCrypto) and answering the same status. Only the benchmark builds and runs it.
 import { PostgrestClient } from '@supabase/postgrest-js';
 
 interface Env {
@@ -8,6 +8,8 @@ interface Env {
   SUPABASE_ANON_KEY: string;
   SUPABASE_SERVICE_ROLE_KEY: string;
   SUPABASE_JWT_SECRET: string;
+  STRIPE_API_URL: string;
+  STRIPE_SECRET_KEY: string;
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -54,6 +56,7 @@ async function createSession(request: Request, env: Env) {
   const client = db(env, user.token);
   const quote = await client.rpc('expert_quote', { expert_id: body.expert_id });
   if (quote.error || !quote.data) return problem(404, 'not_found', 'No such expert.');
+  if (!quote.data.accepts_payments) return problem(409, 'payments_not_enabled', 'This expert cannot take payments yet.');
   const amount = Math.floor((quote.data.hourly_rate_cents * body.duration_minutes + 30) / 60);
   const fee = Math.floor((amount * quote.data.commission_bps + 5000) / 10000);
   const booked = await client.rpc('book_session', {
@@ -62,7 +65,23 @@ async function createSession(request: Request, env: Env) {
     context: { request_id: crypto.randomUUID() },
   });
   if (booked.error) return problem(409, booked.error.hint ?? 'conflict', booked.error.message);
-  return json(201, { session: booked.data, price: { amount_cents: amount, platform_fee_cents: fee, expert_payout_cents: amount - fee } });
+  const service = db(env, env.SUPABASE_SERVICE_ROLE_KEY);
+  const plan = (await service.rpc('service_role_payment_plan', { session_id: booked.data.id })).data;
+  const intent = await fetch(`${env.STRIPE_API_URL}/v1/payment_intents`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.STRIPE_SECRET_KEY}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `payment_intent:${plan.session_id}` },
+    body: new URLSearchParams({ amount: String(plan.amount_cents), currency: plan.currency, capture_method: plan.manual_capture ? 'manual' : 'automatic',
+      'payment_method_types[]': 'card', application_fee_amount: String(plan.application_fee_cents), 'transfer_data[destination]': plan.destination,
+      description: plan.description, 'metadata[session_id]': plan.session_id }).toString(),
+  });
+  const payment = await intent.json();
+  if (!intent.ok) {
+    await service.rpc('service_role_abandon_booking', { session_id: booked.data.id, reason: 'stripe', context: {} });
+    return problem(503, 'payment_provider_unavailable', 'Stripe is down.');
+  }
+  await service.rpc('service_role_record_stripe_objects', { objects: [payment] });
+  return json(201, { session: booked.data, price: { amount_cents: amount, platform_fee_cents: fee, expert_payout_cents: amount - fee },
+    payment: { payment_intent_id: payment.id, client_secret: payment.client_secret } });
 }
 
 async function cancelSession(request: Request, env: Env) {
@@ -70,11 +89,11 @@ async function cancelSession(request: Request, env: Env) {
   if (!user) return problem(401, 'unauthorized', 'Sign in.');
   const body = await request.json() as { session_id: string; reason?: string };
   const found = await db(env, user.token).from('sessions')
-    .select('id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents,currency,cancelled_by,cancelled_at,refund_amount_cents,refund_percent,payments(kind,status)')
+    .select('id,client_id,starts_at,status,amount_cents,platform_fee_cents,expert_payout_cents')
     .eq('id', body.session_id);
   const session = found.data?.[0];
   if (!session) return problem(404, 'not_found', 'No such session.');
-  const captured = session.payments.some((p: { kind: string; status: string }) => p.kind === 'charge' && p.status === 'succeeded');
+  const captured = session.status === 'confirmed';
   const byClient = session.client_id === user.id;
   const percent = !captured ? 0 : !byClient || Date.parse(session.starts_at) - Date.now() > 86_400_000 ? 100 : 50;
   const refund = percent === 100 ? session.amount_cents : percent === 50 ? Math.floor((session.amount_cents + 1) / 2) : 0;

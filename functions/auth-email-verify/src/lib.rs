@@ -19,6 +19,7 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/auth-email-verify.json"),
     routes: &[
         Route { method: Method::Post, path: "/hook", handler: |call| Box::pin(send_email_hook(call)) },
         Route { method: Method::Post, path: "/request", handler: |call| Box::pin(request_verification(call)) },

@@ -19,6 +19,7 @@ use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleCon
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/booking-reminders.json"),
     routes: &[
         Route { method: Method::Post, path: "/run", handler: |call| Box::pin(run_now(call)) },
         Route { method: Method::Post, path: "/replay", handler: |call| Box::pin(replay(call)) },

@@ -22,6 +22,7 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/create-session.json"),
     routes: &[Route { method: Method::Post, path: "/", handler: |call| Box::pin(create_session(call)) }],
 };
 

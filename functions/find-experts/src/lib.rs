@@ -10,6 +10,7 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/find-experts.json"),
     routes: &[
         Route { method: Method::Post, path: "/", handler: |call| Box::pin(search_by_body(call)) },
         Route { method: Method::Get, path: "/", handler: |call| Box::pin(search_by_query(call)) },

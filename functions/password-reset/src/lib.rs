@@ -14,6 +14,7 @@ use worker::{event, Context, Date, Delay, Env, Method, Request, Response, Result
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/password-reset.json"),
     routes: &[
         Route { method: Method::Post, path: "/request", handler: |call| Box::pin(request_reset(call)) },
         Route { method: Method::Post, path: "/complete", handler: |call| Box::pin(complete_reset(call)) },

@@ -23,6 +23,7 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
     version: env!("CARGO_PKG_VERSION"),
+    openapi: include_str!("../../../openapi/payment-events.json"),
     routes: &[
         Route { method: Method::Post, path: "/", handler: |call| Box::pin(receive(call)) },
         Route { method: Method::Post, path: "/onboarding-link", handler: |call| Box::pin(onboarding_link(call)) },

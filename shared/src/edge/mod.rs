@@ -25,7 +25,7 @@ use worker::{console_log, Context, Date, Env, Fetch, Headers, Method, Request, R
 pub type Reply = Result<Response, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
 
-/// One route of a function: `GET /health` and `OPTIONS` are added by [`serve`].
+/// One route of a function: `GET /health`, `GET /openapi.json` and `OPTIONS` are added by [`serve`].
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
@@ -37,6 +37,8 @@ pub struct Service {
     pub name: &'static str,
     pub version: &'static str,
     pub routes: &'static [Route],
+    /// The function's OpenAPI document (openapi/<name>.json), served at `GET /openapi.json`.
+    pub openapi: &'static str,
 }
 
 /// Bodies above this are refused with 413 before they are parsed.
@@ -377,15 +379,16 @@ fn path_of(url: &str) -> &str {
 
 async fn route(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
     let on_path: Vec<&Route> = service.routes.iter().filter(|route| route.path == path).collect();
+    let built_in = path == "/health" || path == "/openapi.json";
     let allowed = || {
         let mut methods: Vec<String> = on_path.iter().map(|route| route.method.to_string()).collect();
-        if path == "/health" {
+        if built_in {
             methods.push("GET".into());
         }
         methods.push("OPTIONS".into());
         methods.join(", ")
     };
-    if on_path.is_empty() && path != "/health" {
+    if on_path.is_empty() && !built_in {
         return Err(ApiError::not_found(format!("No route {path} on {}.", service.name)));
     }
     if *method == Method::Options {
@@ -393,6 +396,11 @@ async fn route(call: Call, service: &'static Service, method: &Method, path: &st
     }
     if path == "/health" && *method == Method::Get {
         return health(&call, service).await;
+    }
+    if path == "/openapi.json" && *method == Method::Get {
+        let mut response = Response::ok(service.openapi).map_err(|_| ApiError::internal())?;
+        let _ = response.headers_mut().set("content-type", "application/json");
+        return Ok(response);
     }
     match on_path.iter().find(|route| route.method == *method) {
         Some(route) => (route.handler)(call).await,
