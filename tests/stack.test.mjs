@@ -149,3 +149,22 @@ for (const name of FUNCTIONS) {
     assert.equal(json.openapi, '3.1.0');
   });
 }
+
+test('every function answers under /functions/v1/<name>, at its own origin and through the one router port', async () => {
+  for (const name of FUNCTIONS) {
+    const direct = await call(name, `/functions/v1/${name}/health`);
+    assert.deepEqual([direct.status, direct.json.name], [200, name], `${name} at its origin`);
+    const routed = await fetch(`${stack.router_url}/functions/v1/${name}/health`, { headers: { apikey: stack.anon_key, 'x-client-info': 'supabase-js/2' } });
+    assert.deepEqual([routed.status, (await routed.json()).name], [200, name], `${name} through the router`);
+  }
+  const preflight = await fetch(`${stack.router_url}/functions/v1/create-session`, {
+    method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, apikey, x-client-info, content-type' },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://localhost:3000');
+  for (const header of ['authorization', 'apikey', 'x-client-info', 'content-type']) {
+    assert.match(preflight.headers.get('access-control-allow-headers'), new RegExp(header), `supabase-js sends ${header}`);
+  }
+  const unknown = await fetch(`${stack.router_url}/functions/v1/nothing-here/health`);
+  assert.equal(unknown.status, 404);
+});

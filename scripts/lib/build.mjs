@@ -22,7 +22,8 @@ export function buildOutput(name) {
 
 export function buildWorker(name, { force = false } = {}) {
   const output = buildOutput(name);
-  const inputs = ['Cargo.toml', 'Cargo.lock', 'shared', join('functions', name)].map((path) => newestMtime(join(root, path)));
+  // The worker embeds its OpenAPI document (GET /openapi.json).
+  const inputs = ['Cargo.toml', 'Cargo.lock', 'shared', join('functions', name), join('openapi', `${name}.json`)].map((path) => newestMtime(join(root, path)));
   if (!force && existsSync(output) && statSync(output).mtimeMs >= Math.max(...inputs)) {
     log(`${name}: up to date`);
     return;

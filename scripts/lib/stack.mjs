@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildEnv, ensureTools, PG_BIN } from './tools.mjs';
 import { buildWorker, functionNames } from './build.mjs';
 import { createStandin } from './standin.mjs';
+import { createRouter } from './router.mjs';
 import { projectKey, userToken } from './jwt.mjs';
 import { root, log, waitFor } from './util.mjs';
 
@@ -75,7 +76,8 @@ async function freePort(port) {
 
 export async function startStack({ profile = 'dev', installTools = true } = {}) {
   const { base } = PROFILES[profile];
-  const ports = { postgrest: base, db: base + 1, postgrestAdmin: base + 2, standin: base + 3 };
+  // app: an origin the workers allow, for browser tests; other: one they do not.
+  const ports = { postgrest: base, db: base + 1, postgrestAdmin: base + 2, standin: base + 3, router: base + 6, app: base + 7, other: base + 8 };
   const names = functionNames();
   names.forEach((name, index) => { ports[name] = base + 10 + index; });
   const inspectorBase = base + 30;
@@ -93,6 +95,7 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
   const children = [];
   const savePids = () => writeFileSync(paths.pids, JSON.stringify(children.map((child) => child.pid)));
   let standin;
+  let router;
   const stop = async () => {
     for (const child of children) {
       try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
@@ -101,6 +104,7 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
     })));
     await standin?.close();
+    await router?.close();
     try { runAsClusterOwner(join(PG_BIN, 'pg_ctl'), ['stop', '-D', pgDir, '-m', 'fast', '-w']); } catch { /* not started */ }
     rmSync(pgDir, { recursive: true, force: true });
     rmSync(paths.status, { force: true });
@@ -201,7 +205,7 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       SUPABASE_SERVICE_ROLE_KEY: keys.service_role,
       SUPABASE_JWT_SECRET: jwtSecret,
       SUPABASE_JWKS_URL: `${standinUrl}/auth/v1/.well-known/jwks.json`,
-      ALLOWED_ORIGINS: 'http://localhost:3000,http://127.0.0.1:3000',
+      ALLOWED_ORIGINS: `http://localhost:3000,http://127.0.0.1:3000,http://127.0.0.1:${ports.app}`,
       RESEND_API_URL: standinUrl,
       RESEND_API_KEY: 're_local_standin',
       DAILY_API_URL: `${standinUrl}/v1`,
@@ -235,7 +239,11 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       return response.status === 200 || response.status === 503;
     }, 180_000, 500)));
 
-    // 5. Ready-to-use tokens for the seeded users.
+    // 5. One origin for all of them under /functions/v1/<name>, and PostgREST under /rest/v1.
+    router = createRouter({ functions, postgrestUrl: `http://127.0.0.1:${ports.postgrest}` });
+    await router.listen(ports.router);
+
+    // 6. Ready-to-use tokens for the seeded users.
     const users = JSON.parse(psql(dbUrl('supabase_admin'), ['-At', '-c',
       "select coalesce(json_agg(json_build_object('id', u.id, 'email', u.email, 'role', p.role) order by u.email), '[]') from auth.users u left join public.profiles p on p.id = u.id"]));
     const status = {
@@ -246,6 +254,9 @@ export async function startStack({ profile = 'dev', installTools = true } = {}) 
       db_url: dbUrl('postgres'),
       db_superuser_url: dbUrl('supabase_admin'),
       standin_url: standinUrl,
+      // supabase-js's URL: /functions/v1/<name> for every function, /rest/v1 for PostgREST.
+      router_url: `http://127.0.0.1:${ports.router}`,
+      app_origins: { allowed: `http://127.0.0.1:${ports.app}`, refused: `http://127.0.0.1:${ports.other}` },
       jwt_secret: jwtSecret,
       jwks_url: vars.SUPABASE_JWKS_URL,
       signing_keys: signingKeys,

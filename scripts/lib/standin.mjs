@@ -153,6 +153,12 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl, stripe: strip
     const service = path.startsWith('/stripe/') ? 'stripe' : path.startsWith('/v1/') ? 'daily' : path.startsWith('/emails') ? 'email'
       : path.startsWith('/webhooks/') ? 'webhook' : null;
     if (!service) return send(res, 404, { message: `no stand-in for ${path}` });
+    if (service === 'stripe' && req.method === 'OPTIONS') {
+      // Stripe.js calls the API from the browser with the publishable key: Stripe answers CORS.
+      res.writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, POST, DELETE',
+        'access-control-allow-headers': 'authorization, content-type, idempotency-key, stripe-version' });
+      return res.end();
+    }
     const failure = takeFailure(service, path);
     const recorded = ['authorization', 'idempotency-key', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'stripe-version'];
     requests.push({ service, method: req.method, path, headers: Object.fromEntries(recorded.map((name) => [name, req.headers[name] ?? null])), body: body ?? null, raw, failed_with: failure ?? null, at: new Date().toISOString() });
@@ -163,6 +169,7 @@ export function createStandin({ jwks = { keys: [] }, postgrestUrl, stripe: strip
       return failure ? send(res, failure, { error: `told to fail with ${failure}` }) : send(res, 200, { received: true });
     }
     if (service === 'stripe') {
+      res.setHeader('access-control-allow-origin', '*');
       // Stripe unreachable or failing before it executes anything: nothing done, nothing saved.
       if (failure) return send(res, failure, { error: { type: 'api_error', message: `told to fail with ${failure}` } });
       const answer = stripe.api(req.method, path.slice('/stripe'.length), req.headers, raw, url.search.slice(1));

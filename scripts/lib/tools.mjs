@@ -40,6 +40,8 @@ function ensureDebianPackages() {
     [join(PG_BIN, 'postgres'), 'postgresql-15'],
     ['/usr/share/postgresql/15/extension/pgtap.control', 'postgresql-15-pgtap'],
     ['/usr/bin/pg_prove', 'pgtap'],
+    // The real browser of the supabase-js test, driven by playwright-core.
+    ['/usr/bin/chromium', 'chromium'],
   ].filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
   if (wanted.length === 0) return;
   asRoot('apt-get', ['update', '-qq']);

@@ -11,6 +11,10 @@ pub struct Config {
     /// The project's anon key, sent as `apikey` on every PostgREST request.
     pub anon_key: String,
     pub allowed_origins: AllowedOrigins,
+    /// Where the functions also answer, as Supabase's Edge Functions do: every route of a
+    /// function `<name>` is served under `<functions_path>/<name>` too (supabase-js calls
+    /// `https://<host>/functions/v1/<name>`).
+    pub functions_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +61,31 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
 }
 
 impl Config {
+    /// A request's route within a function: the path itself, or what follows
+    /// `<functions_path>/<name>` (`/functions/v1/find-experts/health` -> `/health`).
+    pub fn route<'a>(&self, name: &str, path: &'a str) -> &'a str {
+        let rest = path
+            .strip_prefix(self.functions_path.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.strip_prefix(name));
+        match rest {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        }
+    }
+
     pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVariables> {
         let mut vars = Reader::new(lookup);
         let config = Config {
             postgrest_url: vars.required("POSTGREST_URL").trim_end_matches('/').to_owned(),
             anon_key: vars.required("SUPABASE_ANON_KEY"),
             allowed_origins: AllowedOrigins::parse(&vars.optional("ALLOWED_ORIGINS").unwrap_or_default()),
+            functions_path: vars
+                .optional("FUNCTIONS_PATH")
+                .unwrap_or_else(|| "/functions/v1".into())
+                .trim_end_matches('/')
+                .to_owned(),
         };
         vars.finish(config)
     }
@@ -91,5 +114,27 @@ mod tests {
             Config::read(lookup(&[("POSTGREST_URL", "http://127.0.0.1:3000/"), ("SUPABASE_ANON_KEY", "k")])).unwrap();
         assert_eq!(config.postgrest_url, "http://127.0.0.1:3000");
         assert_eq!(config.allowed_origins.allow(Some("https://x.example")), None);
+        assert_eq!(config.functions_path, "/functions/v1");
+    }
+
+    #[test]
+    fn routes_answer_at_the_origin_and_under_the_functions_path() {
+        let config = Config::read(lookup(&[("POSTGREST_URL", "http://x"), ("SUPABASE_ANON_KEY", "k")])).unwrap();
+        assert_eq!(config.route("find-experts", "/"), "/");
+        assert_eq!(config.route("find-experts", "/health"), "/health");
+        assert_eq!(config.route("find-experts", "/functions/v1/find-experts"), "/");
+        assert_eq!(config.route("find-experts", "/functions/v1/find-experts/health"), "/health");
+        assert_eq!(
+            config.route("find-experts", "/functions/v1/find-experts-x/health"),
+            "/functions/v1/find-experts-x/health"
+        );
+        assert_eq!(config.route("find-experts", "/functions/v1/create-session/"), "/functions/v1/create-session/");
+        let custom = Config::read(lookup(&[
+            ("POSTGREST_URL", "http://x"),
+            ("SUPABASE_ANON_KEY", "k"),
+            ("FUNCTIONS_PATH", "/api/"),
+        ]))
+        .unwrap();
+        assert_eq!(custom.route("cancel-session", "/api/cancel-session"), "/");
     }
 }

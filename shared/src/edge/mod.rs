@@ -328,7 +328,8 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
             Err(ApiError::internal())
         }
         Ok(config) => {
-            route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &path).await
+            let route_path = config.route(service.name, &path).to_owned();
+            route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &route_path).await
         }
     };
     let status = match &reply {
