@@ -2,6 +2,7 @@
 //   1. cargo test for the workspace (the shared crate's pure logic, natively)
 //   2. the pgTAP files in supabase/tests/database through pg_prove (where `supabase test db` finds them)
 //   3. the end-to-end tests in tests/ against the built workers under wrangler dev
+//   4. schemathesis against the same workers from their OpenAPI documents (scripts/fuzz.mjs)
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +37,7 @@ try {
   await step('pgTAP', 'pg_prove', ['--host', db.hostname, '--port', db.port, '--username', db.username, '--dbname', 'postgres', '--failures', ...pgTests], { PGPASSWORD: db.password });
   const e2e = readdirSync(join(root, 'tests')).filter((name) => name.endsWith('.test.mjs')).sort().map((name) => join('tests', name));
   await step('end-to-end', process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...e2e], { STACK_STATUS: stackPaths('test').status });
+  await step('schemathesis', process.execPath, [join('scripts', 'fuzz.mjs'), '--max-examples', '10'], { STACK_STATUS: stackPaths('test').status });
 } finally {
   await stop();
 }
@@ -44,4 +46,4 @@ if (failures.length) {
   console.error(`\nFailed: ${failures.join(', ')}`);
   process.exit(1);
 }
-console.log('\nAll test suites passed: cargo test, pgTAP, end-to-end.');
+console.log('\nAll test suites passed: cargo test, pgTAP, end-to-end, schemathesis.');

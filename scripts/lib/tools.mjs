@@ -73,6 +73,19 @@ function ensureNodeModules() {
   run('npm', ['install', '--no-audit', '--no-fund'], { cwd: root });
 }
 
+const SCHEMATHESIS_VERSION = '4.32.5';
+
+// schemathesis, from PyPI, in a virtual environment of the project's own (.tools/).
+export function ensureSchemathesis() {
+  const venv = join(root, '.tools', 'schemathesis');
+  const bin = join(venv, 'bin', 'schemathesis');
+  if ((has(bin) ?? '').includes(SCHEMATHESIS_VERSION)) return bin;
+  if (has('python3', ['-c', 'import venv, ensurepip']) === null) asRoot('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'python3-venv']);
+  run('python3', ['-m', 'venv', venv]);
+  run(join(venv, 'bin', 'pip'), ['install', '--quiet', `schemathesis==${SCHEMATHESIS_VERSION}`]);
+  return bin;
+}
+
 export function ensureTools({ rust = true } = {}) {
   ensureDebianPackages();
   if (rust) ensureRustTools();
