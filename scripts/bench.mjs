@@ -10,7 +10,8 @@
 //      PostgREST requests (bench/ts-peers), p50 as a ratio (target: at most 1.0x);
 //   4. booking-reminders draining 5,000 due reminders through wrangler dev;
 //   5. the shared crate natively: pricing, refund and HS256 verification per call.
-// Timings on a shared machine vary: read the figures of one run side by side.
+// Timings on a shared machine vary: the targets compared take turns request by request, and the
+// figures of one run are read side by side.
 // BENCH_SIZES (default 1000,10000,100000) and BENCH_REQUESTS (default 200) narrow a run.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -54,32 +55,39 @@ function percentiles(samples) {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
-// One connection, kept alive, requests one after another: the latency a single client sees.
-// `next(i)` describes request i ({ path, method, body, headers, expect }), so that each may differ.
-async function latency(base, next, { count = REQUESTS, warmup = 20 } = {}) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const once = (i) => new Promise((resolve, reject) => {
+// One connection per target, kept alive, requests one after another: the latency a single
+// client sees. `targets` maps a name to [base, next], where `next(i)` describes request i
+// ({ path, method, body, headers, expect }). The targets take turns, request by request, so that
+// whatever else the machine does in the meantime falls on all of them alike.
+async function latencies(targets, { count = REQUESTS, warmup = 20 } = {}) {
+  const agents = Object.fromEntries(Object.keys(targets).map((name) => [name, new Agent({ keepAlive: true, maxSockets: 1 })]));
+  const once = (name, i) => new Promise((resolve, reject) => {
+    const [base, next] = targets[name];
     const { method = 'GET', path = '/', body, headers = {}, expect = 200 } = next(i);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const started = process.hrtime.bigint();
-    const req = request(`${base}${path}`, { method, agent, headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+    const req = request(`${base}${path}`, { method, agent: agents[name], headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode !== expect) reject(new Error(`${method} ${base}${path} answered ${res.statusCode}, not ${expect}: ${text.slice(0, 300)}`));
-        else resolve({ ms, json: text ? JSON.parse(text) : undefined });
+        else resolve(ms);
       });
     });
     req.on('error', reject);
     req.end(payload);
   });
-  for (let i = 0; i < warmup; i += 1) await once(i);
-  const samples = [];
-  for (let i = 0; i < count; i += 1) samples.push((await once(warmup + i)).ms);
-  agent.destroy();
-  return percentiles(samples);
+  const samples = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+  for (let i = 0; i < warmup + count; i += 1) {
+    for (const name of Object.keys(targets)) {
+      const ms = await once(name, i);
+      if (i >= warmup) samples[name].push(ms);
+    }
+  }
+  Object.values(agents).forEach((agent) => agent.destroy());
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, percentiles(values)]));
 }
 
 // The same search REQUESTS times in one database session (warm, as PostgREST's pooled
@@ -187,7 +195,7 @@ const payer = (status) => async (booking) => {
 async function providersOffThePath(status) {
   const delay = (ms) => Promise.all(['email', 'daily'].map((service) => fetch(`${status.standin_url}/__standin/delay`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service, ms }) })));
-  const run = () => bookAndCancel(status.functions['create-session'], status.functions['cancel-session'], bookingFixture(status), { rounds: 20, pay: payer(status) });
+  const run = async () => (await bookAndCancel({ rust: [status.functions['create-session'], status.functions['cancel-session']] }, bookingFixture(status), { rounds: 20, pay: payer(status) })).rust;
   const quick = await run();
   await delay(500);
   try {
@@ -251,12 +259,14 @@ try {
       results.push({
         label: search.label,
         sql: inSql(status.db_url, search.sql),
-        postgrest: await latency(status.postgrest_url, () => ({ method: 'POST', path: '/rpc/find_experts', body: search.rpc, headers: anon })),
-        rust: await latency(urls['find-experts'], () => ({ path: `/?${search.query}` })),
-        ts: await latency(urls.ts, () => ({ path: `/find-experts/?${search.query}` })),
+        ...await latencies({
+          postgrest: [status.postgrest_url, () => ({ method: 'POST', path: '/rpc/find_experts', body: search.rpc, headers: anon })],
+          rust: [urls['find-experts'], () => ({ path: `/?${search.query}` })],
+          ts: [urls.ts, () => ({ path: `/find-experts/?${search.query}` })],
+        }),
       });
     }
-    const booking = await bookAndCancel(urls['create-session'], urls['cancel-session'], bookingFixture(status));
+    const { rust: booking } = await bookAndCancel({ rust: [urls['create-session'], urls['cancel-session']] }, bookingFixture(status));
     bySize.push({ size, seconds, results, booking });
   }
 
@@ -265,8 +275,7 @@ try {
   const service = { authorization: `Bearer ${status.service_role_key}` };
   const pairs = [];
   const compare = async (label, rustBase, rustNext, tsNext) => {
-    const rust = await latency(rustBase, rustNext);
-    const ts = await latency(urls.ts, tsNext);
+    const { rust, ts } = await latencies({ rust: [rustBase, rustNext], ts: [urls.ts, tsNext] });
     pairs.push({ label, rust, ts, ratio: rust.p50 / ts.p50 });
   };
   for (const name of functionNames()) await compare(`${name}: GET /health`, urls[name], () => ({ path: '/health' }), () => ({ path: `/${name}/health` }));
@@ -278,8 +287,9 @@ try {
   await compare('password-reset: POST /request (no account)', urls['password-reset'], reset('/request'), reset('/password-reset/request'));
   await compare('booking-reminders: POST /run (nothing due)', urls['booking-reminders'], () => ({ method: 'POST', path: '/run', headers: service }),
     () => ({ method: 'POST', path: '/booking-reminders/run', headers: service }));
-  const rustBooking = await bookAndCancel(urls['create-session'], urls['cancel-session'], fixture);
-  const tsBooking = await bookAndCancel(`${urls.ts}/create-session`, `${urls.ts}/cancel-session`, fixture);
+  const { rust: rustBooking, ts: tsBooking } = await bookAndCancel({
+    rust: [urls['create-session'], urls['cancel-session']], ts: [`${urls.ts}/create-session`, `${urls.ts}/cancel-session`],
+  }, fixture);
   pairs.push({ label: 'create-session: POST / (book)', rust: rustBooking.book, ts: tsBooking.book, ratio: rustBooking.book.p50 / tsBooking.book.p50 });
   pairs.push({ label: 'cancel-session: POST / (cancel)', rust: rustBooking.cancel, ts: tsBooking.cancel, ratio: rustBooking.cancel.p50 / tsBooking.cancel.p50 });
 
@@ -335,13 +345,13 @@ try {
   await stop();
 }
 
-// Book with one worker, cancel with the other, on the same slot, again and again: the latency of
-// each. With `pay`, each booking is paid (as the browser pays, untimed) before it is cancelled,
-// so that the cancellation has a refund, emails and a room to queue.
-async function bookAndCancel(bookBase, cancelBase, fixture, { rounds = Math.max(20, Math.floor(REQUESTS / 4)), pay } = {}) {
-  const book = [];
-  const cancelled = [];
-  const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })];
+// For each target [bookBase, cancelBase]: book, then cancel, on the same slot, again and again,
+// the targets taking turns round by round: the latency of each. With `pay`, each booking is paid
+// (as the browser pays, untimed) before it is cancelled, so that the cancellation has a refund,
+// emails and a room to queue.
+async function bookAndCancel(targets, fixture, { rounds = Math.max(20, Math.floor(REQUESTS / 4)), pay } = {}) {
+  const samples = Object.fromEntries(Object.keys(targets).map((name) => [name, { book: [], cancel: [] }]));
+  const agents = Object.fromEntries(Object.keys(targets).map((name) => [name, [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })]]));
   const send = (base, agent, body) => new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
     const started = process.hrtime.bigint();
@@ -358,14 +368,16 @@ async function bookAndCancel(bookBase, cancelBase, fixture, { rounds = Math.max(
     req.end(payload);
   });
   for (let i = 0; i < rounds + 5; i += 1) {
-    const booked = await send(bookBase, agents[0], fixture.body);
-    if (pay) await pay(booked.json);
-    const undone = await send(cancelBase, agents[1], { session_id: booked.json.session.id });
-    if (i >= 5) {
-      book.push(booked.ms);
-      cancelled.push(undone.ms);
+    for (const [name, [bookBase, cancelBase]] of Object.entries(targets)) {
+      const booked = await send(bookBase, agents[name][0], fixture.body);
+      if (pay) await pay(booked.json);
+      const undone = await send(cancelBase, agents[name][1], { session_id: booked.json.session.id });
+      if (i >= 5) {
+        samples[name].book.push(booked.ms);
+        samples[name].cancel.push(undone.ms);
+      }
     }
   }
-  agents.forEach((agent) => agent.destroy());
-  return { book: percentiles(book), cancel: percentiles(cancelled) };
+  Object.values(agents).flat().forEach((agent) => agent.destroy());
+  return Object.fromEntries(Object.entries(samples).map(([name, { book, cancel }]) => [name, { book: percentiles(book), cancel: percentiles(cancel) }]));
 }

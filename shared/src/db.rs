@@ -70,7 +70,7 @@ impl Db {
     /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
     /// quicker in a worker than the reqwest transport under postgrest-rs.
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
-        let mut response = self.send(builder).await?;
+        let response = self.send(builder).await?;
         let text = response.text().await.map_err(|_| unavailable())?;
         let text = if text.is_empty() { "null" } else { text.as_str() };
         serde_json::from_str(text)
@@ -81,17 +81,17 @@ impl Db {
     /// never read into the worker: for answers the worker passes on as they are.
     pub async fn call_stream<R: Rpc>(&self, args: &R) -> Result<worker::ResponseBody, ApiError> {
         let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
-        Ok(self.send(self.client.rpc(R::NAME, body)).await?.body().clone())
+        Ok(self.send(self.client.rpc(R::NAME, body)).await?.into_body())
     }
 
     /// The answer to a request, or the error PostgREST's error body says.
-    async fn send(&self, builder: Builder) -> Result<worker::Response, ApiError> {
+    async fn send(&self, builder: Builder) -> Result<crate::edge::Fetched, ApiError> {
         let request = builder
             .build()
             .build()
             .map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
-        let mut response = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
-        let status = response.status_code();
+        let response = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
+        let status = response.status();
         if status >= 300 {
             let text = response.text().await.map_err(|_| unavailable())?;
             return Err(translate(status, &text, self.with_user_jwt));

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use worker::js_sys::{self, Array, Function, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Date, Fetch, Url};
+use worker::Date;
 
 /// `crypto.subtle.importKey("jwk", …)` then `crypto.subtle.verify(…)`.
 pub(super) struct WebCrypto;
@@ -82,9 +82,9 @@ pub(super) async fn verifier(call: &Call) -> Result<Rc<Verifier>, ApiError> {
             ApiError::unavailable("auth_keys_unavailable", "The project's signing keys cannot be fetched right now.")
                 .because(cause)
         };
-        let url = Url::parse(&url).map_err(|error| unavailable(format!("bad SUPABASE_JWKS_URL: {error}")))?;
-        let mut response =
-            Fetch::Url(url).send().await.map_err(|error| unavailable(format!("JWKS fetch failed: {error}")))?;
+        let response = super::outbound::fetch("GET", &url, &[], None, None)
+            .await
+            .map_err(|error| unavailable(format!("JWKS fetch failed: {error}")))?;
         let document = response.text().await.map_err(|error| unavailable(format!("JWKS read failed: {error}")))?;
         verifier = verifier.with_jwks(&document).map_err(unavailable)?;
     }

@@ -6,7 +6,7 @@ mod auth;
 pub mod dispatch;
 mod outbound;
 
-pub use outbound::{send_built, Resend, Stripe};
+pub use outbound::{send_built, Fetched, Resend, Stripe};
 
 use crate::auth::Caller;
 use crate::config::Config;
@@ -20,7 +20,7 @@ use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 use subtle::ConstantTimeEq;
-use worker::{console_log, Context, Date, Env, Fetch, Headers, Method, Request, Response};
+use worker::{console_log, Context, Date, Env, Headers, Method, Request, Response};
 
 pub type Reply = Result<Response, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
@@ -457,16 +457,10 @@ fn preflight(allow: &str) -> Reply {
 async fn health(call: &Call, service: &Service) -> Reply {
     let url = format!("{}/rpc/health", call.config.postgrest_url);
     let started = Date::now().as_millis();
-    let probe = async {
-        let mut init = worker::RequestInit::new();
-        let headers = Headers::new();
-        headers.set("apikey", &call.config.anon_key).ok()?;
-        headers.set("authorization", &format!("Bearer {}", call.config.anon_key)).ok()?;
-        init.with_headers(headers);
-        let request = Request::new_with_init(&url, &init).ok()?;
-        Fetch::Request(request).send().await.ok().map(|response| response.status_code())
-    };
-    let upstream_status = probe.await;
+    let authorization = format!("Bearer {}", call.config.anon_key);
+    let headers = [("apikey", call.config.anon_key.as_str()), ("authorization", authorization.as_str())];
+    let upstream_status =
+        outbound::fetch("GET", &url, &headers, None, None).await.ok().map(|response| response.status());
     let reachable = upstream_status.is_some_and(|status| status < 500);
     json_reply(
         if reachable { 200 } else { 503 },
