@@ -313,7 +313,7 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Service) -> worker::Result<Response> {
     let started = Date::now().as_millis();
     let method = req.method();
-    let path = path_of(&req.inner().url()).to_owned();
+    let path = req.path();
     let headers = req.headers();
     let origin = headers.get("origin").ok().flatten();
     let request_id =
@@ -369,13 +369,6 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
         console_log!("{line}");
     }
     Ok(response)
-}
-
-/// The path of a request URL, without parsing it into a `Url`: `https://host/a/b?q` -> `/a/b`.
-fn path_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
-    let path = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
-    path.split(['?', '#']).next().unwrap_or("/")
 }
 
 async fn route(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
