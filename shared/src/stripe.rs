@@ -1,8 +1,9 @@
 //! Stripe, pure: verifying the `Stripe-Signature` of its webhook deliveries, the requests the
 //! workers make (form-encoded as Stripe parses them) and how its answers are read. The calls
-//! themselves are `edge::stripe`'s.
+//! themselves are made by `edge::Stripe`.
 
 use crate::error::ApiError;
+use crate::tokens::{from_hex, to_hex};
 use crate::webhook::encode_query_value;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -50,25 +51,17 @@ impl SignatureError {
     }
 }
 
+/// A `v1` value: the hex of an HMAC-SHA256.
+fn signature_of(hex: &str) -> Option<[u8; 32]> {
+    from_hex(hex)?.try_into().ok()
+}
+
 fn mac(secret: &[u8], timestamp: &str, payload: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(payload);
     mac.finalize().into_bytes().into()
-}
-
-fn decode_hex(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (index, pair) in bytes.chunks(2).enumerate() {
-        let digit = |b: u8| (b as char).to_digit(16);
-        out[index] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
 }
 
 /// Verifies a delivery as Stripe documents it: `t=<unix time>` and one or more `v1=<hex>`, each
@@ -86,7 +79,7 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", value)) => timestamp = Some(value),
-            Some(("v1", value)) => signatures.push(decode_hex(value).ok_or(SignatureError::Malformed)?),
+            Some(("v1", value)) => signatures.push(signature_of(value).ok_or(SignatureError::Malformed)?),
             _ => {}
         }
     }
@@ -115,8 +108,7 @@ pub fn verify(
 /// The `Stripe-Signature` header Stripe would send for `payload` at `timestamp`.
 pub fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     let signature = mac(secret.as_bytes(), &timestamp.to_string(), payload);
-    let hex: String = signature.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={hex}")
+    format!("t={timestamp},v1={}", to_hex(&signature))
 }
 
 /// A request body as Stripe parses it: `application/x-www-form-urlencoded`, nested keys in

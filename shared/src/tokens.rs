@@ -29,10 +29,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Bytes of lowercase or uppercase hex; `None` if it is not hex.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    // Digit by digit: `u8::from_str_radix` would also take a sign ("+f").
+    let digit = |b: u8| (b as char).to_digit(16);
+    bytes.chunks(2).map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)).collect()
 }
 
 /// A token to hand out once (in a link) and the hash to store.
@@ -218,6 +221,15 @@ mod tests {
             attempts: 0,
             consumed: false,
             email: "c@example.com".into(),
+        }
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_anything_but_pairs_of_hex_digits() {
+        assert_eq!(from_hex(&to_hex(&[0, 15, 160, 255])), Some(vec![0, 15, 160, 255]));
+        assert_eq!(from_hex("0AfF"), Some(vec![10, 255]));
+        for bad in ["+f", "-1", "0g", "abc", " 0"] {
+            assert_eq!(from_hex(bad), None, "{bad:?}");
         }
     }
 
