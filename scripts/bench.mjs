@@ -61,33 +61,36 @@ function percentiles(samples) {
 // whatever else the machine does in the meantime falls on all of them alike.
 async function latencies(targets, { count = REQUESTS, warmup = 20 } = {}) {
   const agents = Object.fromEntries(Object.keys(targets).map((name) => [name, new Agent({ keepAlive: true, maxSockets: 1 })]));
-  const once = (name, i) => new Promise((resolve, reject) => {
-    const [base, next] = targets[name];
-    const { method = 'GET', path = '/', body, headers = {}, expect = 200 } = next(i);
+  const samples = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+  for (let i = 0; i < warmup + count; i += 1) {
+    for (const [name, [base, next]] of Object.entries(targets)) {
+      const { ms } = await timed(base, agents[name], next(i));
+      if (i >= warmup) samples[name].push(ms);
+    }
+  }
+  Object.values(agents).forEach((agent) => agent.destroy());
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, percentiles(values)]));
+}
+
+// One request ({ method, path, body, headers, expect }) on `agent`: how long its whole answer
+// took, and the answer; any status but `expect` fails the run.
+function timed(base, agent, { method = 'GET', path = '/', body, headers = {}, expect = 200 }) {
+  return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const started = process.hrtime.bigint();
-    const req = request(`${base}${path}`, { method, agent: agents[name], headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+    const req = request(`${base}${path}`, { method, agent, headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode !== expect) reject(new Error(`${method} ${base}${path} answered ${res.statusCode}, not ${expect}: ${text.slice(0, 300)}`));
-        else resolve(ms);
+        else resolve({ ms, text });
       });
     });
     req.on('error', reject);
     req.end(payload);
   });
-  const samples = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
-  for (let i = 0; i < warmup + count; i += 1) {
-    for (const name of Object.keys(targets)) {
-      const ms = await once(name, i);
-      if (i >= warmup) samples[name].push(ms);
-    }
-  }
-  Object.values(agents).forEach((agent) => agent.destroy());
-  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, percentiles(values)]));
 }
 
 // The same search REQUESTS times in one database session (warm, as PostgREST's pooled
@@ -356,26 +359,16 @@ try {
 async function bookAndCancel(targets, fixture, { rounds = Math.max(20, Math.floor(REQUESTS / 4)), pay } = {}) {
   const samples = Object.fromEntries(Object.keys(targets).map((name) => [name, { book: [], cancel: [] }]));
   const agents = Object.fromEntries(Object.keys(targets).map((name) => [name, [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })]]));
-  const send = (base, agent, body) => new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const started = process.hrtime.bigint();
-    const req = request(`${base}/`, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${fixture.token}` } }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        if (res.statusCode >= 300) reject(new Error(`${base} answered ${res.statusCode}: ${text.slice(0, 300)}`));
-        else resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, json: JSON.parse(text) });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const headers = { authorization: `Bearer ${fixture.token}` };
+  const send = async (base, agent, body, expect) => {
+    const { ms, text } = await timed(base, agent, { method: 'POST', body, headers, expect });
+    return { ms, json: JSON.parse(text) };
+  };
   for (let i = 0; i < rounds + 5; i += 1) {
     for (const [name, [bookBase, cancelBase]] of Object.entries(targets)) {
-      const booked = await send(bookBase, agents[name][0], fixture.body);
+      const booked = await send(bookBase, agents[name][0], fixture.body, 201);
       if (pay) await pay(booked.json);
-      const undone = await send(cancelBase, agents[name][1], { session_id: booked.json.session.id });
+      const undone = await send(cancelBase, agents[name][1], { session_id: booked.json.session.id }, 200);
       if (i >= 5) {
         samples[name].book.push(booked.ms);
         samples[name].cancel.push(undone.ms);
