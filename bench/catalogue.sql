@@ -35,7 +35,9 @@ from bench_people p;
 insert into public.payout_accounts (expert_id, stripe_account_id, charges_enabled, payouts_enabled, details_submitted, reported_at)
 select p.expert_id, 'acct_b' || replace(p.expert_id::text, '-', ''), true, true, true, now() from bench_people p;
 
--- Skills in clusters, so that a popular pair (react, typescript) is held together by many.
+-- Skills in clusters, so that a popular pair (react, typescript) is held together by many: the
+-- first three or four of one cluster (a slice in both subscripts: with one, Postgres would take
+-- every cluster up to that one).
 insert into public.expert_skills (expert_id, skill_id, proficiency, years)
 select p.expert_id, s.id, 1 + (hashint4(p.i * 31 + s.id) & 2147483647) % 5, 1 + (hashint4(p.i + s.id) & 2147483647) % 15
 from bench_people p
@@ -44,7 +46,7 @@ cross join lateral (
   where sc.slug = any ((array[
     array['react', 'typescript', 'nextjs', 'v0'], array['react', 'typescript', 'supabase', 'postgres'],
     array['cursor', 'v0', 'lovable', 'llm-apps'], array['kubernetes', 'terraform', 'aws', 'docker'],
-    array['docker', 'ci-cd', 'aws', 'postgres'], array['react', 'nextjs', 'lovable', 'cursor']])[1 + p.i % 6][1:3 + p.i % 2])
+    array['docker', 'ci-cd', 'aws', 'postgres'], array['react', 'nextjs', 'lovable', 'cursor']])[1 + p.i % 6:1 + p.i % 6][1:3 + p.i % 2])
 ) s;
 
 insert into public.availability_rules (expert_id, weekday, start_minute, end_minute)

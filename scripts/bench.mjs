@@ -116,6 +116,9 @@ function loadCatalogue(status, first, last) {
   psql(status.db_superuser_url, ['-v', `first=${first}`, '-v', `last=${last}`, '-f', join(root, 'bench', 'catalogue.sql')]);
   // Index-only scans need the visibility map a vacuum sets (autovacuum does it in production).
   psql(status.db_superuser_url, ['-c', 'vacuum analyze']);
+  // The 1% online report in again, so that they are online (last report under five minutes
+  // old) while this size is measured, however long the load took.
+  psql(status.db_superuser_url, ['-c', 'update public.online_status set is_online = true where is_online']);
   return (Date.now() - started) / 1000;
 }
 
