@@ -3,7 +3,7 @@
 -- index meant to serve it and leave no Seq Scan and no Sort behind.
 begin;
 \ir _helpers.psql
-select plan(32);
+select plan(33);
 
 create function tests.plan_of(query text) returns text language plpgsql as $$
 declare
@@ -59,8 +59,13 @@ select ok(tests.served($$select o.profile_id from public.online_status o where o
   'online_status_online_idx'), 'who is online now comes from an index');
 select ok(tests.served($$select min(e.hourly_rate_cents) from public.expert_profiles e where e.is_active$$, 'expert_profiles_rate_idx'),
   'the lowest rate, for the price bound, is an index''s first entry');
-select ok(tests.served($$select 1 from private.search_entries se where se.expert_id = '22222222-2222-4222-8222-222222222201' and se.skill_id = any ('{4,6}') limit 1$$,
-  'search_entries_pkey'), 'an online expert is checked against the lists by key');
+select ok(tests.served($$select oe.expert_id from private.online_search_entries oe
+  where oe.skill_id = any ('{4,6}') and oe.last_seen_at > now() - interval '5 minutes'
+    and oe.currency = 'USD' and oe.hourly_rate_cents <= 8000 and oe.rating_avg >= 4$$, 'online_search_entries_skill_idx'),
+  'the online candidates are an index range per skill, filtered in the index');
+select ok(tests.served($$select 1 from private.search_entries se where se.expert_id = '22222222-2222-4222-8222-222222222201'$$, 'search_entries_pkey')
+  and tests.served($$select 1 from private.online_search_entries oe where oe.expert_id = '22222222-2222-4222-8222-222222222201'$$, 'online_search_entries_pkey'),
+  'a presence report rewrites that expert''s online entries by key');
 
 -- Free slots: an expert's rules, exceptions and sessions of the days searched.
 select ok(tests.served(format($$select * from public.availability_rules r where r.expert_id = %L and r.weekday = 3$$, :ada), 'availability_rules_expert_id_idx'),

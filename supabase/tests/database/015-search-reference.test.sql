@@ -10,7 +10,8 @@ select setseed(0.42);
 delete from online_status;
 
 -- 400 experts like the seed's: 2-5 skills of the 14, rates 50-250, a third without reviews,
--- weekday hours (some on Saturdays) in four zones, some days blocked, some booked, a few online.
+-- weekday hours (some on Saturdays) in four zones, some days blocked, some booked, a few online
+-- (and a few no longer).
 create temporary table generated as
 select gen_random_uuid() as id, i,
        (array['UTC', 'Europe/Paris', 'Asia/Tokyo', 'America/New_York'])[1 + (i % 4)] as zone
@@ -40,6 +41,10 @@ select (select h.id from generated h where h.i = g.i + 200), e.id, t, t + interv
 from generated g join expert_profiles e on e.id = g.id
 cross join lateral (select (date '2031-01-07' + (g.i % 3) + time '10:00') at time zone g.zone as t) x
 where g.i % 4 = 1 and g.i < 40;
+-- Some online now, some whose last report is ten minutes old (online no longer).
+select tests.freeze_time('2031-01-06 06:50+00');
+insert into online_status (profile_id, is_online) select id, true from generated where i % 13 = 0 and i % 11 <> 0;
+select tests.freeze_time('2031-01-06 07:00+00');
 insert into online_status (profile_id, is_online) select id, true from generated where i % 11 = 0;
 -- One expert in twenty has not finished Stripe onboarding: not offered.
 insert into payout_accounts (expert_id, stripe_account_id, charges_enabled, reported_at)
