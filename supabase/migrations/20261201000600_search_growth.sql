@@ -15,6 +15,8 @@
 --    entry read with every expert seen.
 -- 3. free_slots read the clock (private.now(), a function call with its own search_path) 28
 --    times per call; now once.
+-- And the walk starts deeper (96 entries a list in its first round instead of 32), which saves
+-- rounds where a page needs hundreds of entries and costs nothing measurable where it does not.
 -- Results stay exactly those of scoring every candidate (supabase/tests/database/015).
 
 -- free_slots as 20261201000400_payments.sql left it (held slots are busy), reading the clock once.
@@ -136,7 +138,9 @@ declare
   slot_to timestamptz := least(coalesce(window_to, private.now() + interval '7 days'), private.now() + interval '90 days' + make_interval(mins => duration_minutes));
   n int := cardinality(skills);
   skill_ids smallint[];
-  batch int := greatest(2 * page_size, 32);
+  -- The first round reads 96 entries a list (32 before): at 100,000 experts a page needs several
+  -- hundred, and every round has a fixed cost; at 1,000 it costs the same.
+  batch int := greatest(2 * page_size, 96);
   last_key numeric[];
   last_id uuid[];
   done boolean[];
