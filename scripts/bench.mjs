@@ -237,6 +237,8 @@ function searches() {
     { label: '+ 2-day window, 90 min', sql: `array['react', 'typescript'], window_from => '${windowFrom}', window_to => '${windowTo}', duration_minutes => 90`,
       rpc: { skills: ['react', 'typescript'], window_from: windowFrom, window_to: windowTo, duration_minutes: 90 },
       query: `skills=react,typescript&from=${encodeURIComponent(windowFrom)}&to=${encodeURIComponent(windowTo)}&duration_minutes=90` },
+    // Skills nobody holds together: the walk must know it, or it reads most of both lists.
+    { label: 'skills held apart (react, kubernetes)', sql: `array['react', 'kubernetes']`, rpc: { skills: ['react', 'kubernetes'] }, query: 'skills=react,kubernetes' },
   ];
 }
 
