@@ -152,7 +152,10 @@ create or replace function public.find_experts(
   window_from timestamptz default null, window_to timestamptz default null, duration_minutes int default 60,
   min_rating numeric default null, page_size int default 10, after_score numeric default null, after_id uuid default null
 ) returns jsonb
-language plpgsql volatile security definer set search_path = '' as $$
+-- Without JIT: its statements are short and index-served, but the planner sizes a set-returning
+-- function at 1,000 rows, priced the pairs of two lists as 333,333 and compiled that statement
+-- with LLVM on every search (4.7 ms of 9 at 100,000 experts).
+language plpgsql volatile security definer set search_path = '' set jit = off as $$
 declare
   caller uuid := (select auth.uid());
   now timestamptz := private.now();
@@ -197,8 +200,10 @@ begin
   -- The lists' groups: connected by the pairs of requested skills some expert holds together.
   groups := array(select p from generate_subscripts(skill_ids, 1) p order by p);
   select coalesce(pg_catalog.array_agg(p order by p, q), '{}'), coalesce(pg_catalog.array_agg(q order by p, q), '{}') into pair_p, pair_q
-  from generate_subscripts(skill_ids, 1) p, generate_subscripts(skill_ids, 1) q
-  where p < q and exists (select 1 from private.search_pairs sp where sp.skill_a = skill_ids[p] and sp.skill_b = skill_ids[q]);
+  from generate_subscripts(skill_ids, 1) p
+  join generate_subscripts(skill_ids, 1) q on q > p
+  -- One probe a pair (the limit keeps the planner from hashing the whole table).
+  cross join lateral (select 1 from private.search_pairs sp where sp.skill_a = skill_ids[p] and sp.skill_b = skill_ids[q] limit 1) as held;
   for i in 1 .. cardinality(skill_ids) loop
     for e in 1 .. cardinality(pair_p) loop
       groups[pair_p[e]] := least(groups[pair_p[e]], groups[pair_q[e]]);
