@@ -105,13 +105,8 @@ cross join (values ('24h', interval '24 hours'), ('1h', interval '1 hour')) as k
 where s.starts_at - k.lead > now() and s.j % 10 <> 9;
 
 insert into private.search_entries select e.* from private.search_entry_source e join bench_people p on p.expert_id = e.expert_id;
-insert into private.search_pairs (skill_a, skill_b, expert_id)
-select a.skill_id, b.skill_id, a.expert_id from private.search_entries a join bench_people p on p.expert_id = a.expert_id
-join private.search_entries b on b.expert_id = a.expert_id and b.skill_id > a.skill_id;
-insert into private.online_search_entries (skill_id, expert_id, last_seen_at, proficiency, rating_part, hourly_rate_cents, currency, rating_avg)
-select se.skill_id, se.expert_id, o.last_seen_at, se.proficiency, se.rating_part, se.hourly_rate_cents, se.currency, se.rating_avg
-from private.search_entries se join bench_people p on p.expert_id = se.expert_id join public.online_status o on o.profile_id = se.expert_id
-where o.is_online;
+insert into private.search_pairs select e.* from private.search_pair_source e join bench_people p on p.expert_id = e.expert_id;
+insert into private.online_search_entries select e.* from private.online_search_entry_source e join bench_people p on p.expert_id = e.expert_id;
 
 set session_replication_role = origin;
 drop table bench_people, bench_sessions;

@@ -96,13 +96,17 @@ comment on table private.online_search_entries is 'find_experts'' online candida
 create index online_search_entries_skill_idx on private.online_search_entries (skill_id, last_seen_at)
   include (expert_id, proficiency, rating_part, hourly_rate_cents, currency, rating_avg);
 
+-- What the online entries are, derived from the lists and presence: for the triggers (one
+-- expert) and for bulk loads (all of them).
+create view private.online_search_entry_source as
+  select se.skill_id, se.expert_id, o.last_seen_at, se.proficiency, se.rating_part, se.hourly_rate_cents, se.currency, se.rating_avg
+  from private.search_entries se join public.online_status o on o.profile_id = se.expert_id
+  where o.is_online;
+
 create function private.refresh_online_search_entries(expert uuid) returns void
 language sql security definer set search_path = '' as $$
   delete from private.online_search_entries where expert_id = expert;
-  insert into private.online_search_entries (skill_id, expert_id, last_seen_at, proficiency, rating_part, hourly_rate_cents, currency, rating_avg)
-  select se.skill_id, se.expert_id, o.last_seen_at, se.proficiency, se.rating_part, se.hourly_rate_cents, se.currency, se.rating_avg
-  from private.search_entries se join public.online_status o on o.profile_id = se.expert_id
-  where se.expert_id = expert and o.is_online;
+  insert into private.online_search_entries select * from private.online_search_entry_source where expert_id = expert;
 $$;
 
 -- Which skills are held together: one row per expert in the lists and pair of their skills.
@@ -115,19 +119,19 @@ create table private.search_pairs (
 );
 comment on table private.search_pairs is 'find_experts'' graph of skills held together: pairs of skills of each expert in private.search_entries.';
 create index search_pairs_expert_idx on private.search_pairs (expert_id);
+create view private.search_pair_source as
+  select a.skill_id as skill_a, b.skill_id as skill_b, a.expert_id
+  from private.search_entries a join private.search_entries b on b.expert_id = a.expert_id and b.skill_id > a.skill_id;
 
 create or replace function private.refresh_search_entries(expert uuid) returns void
 language sql security definer set search_path = '' as $$
   delete from private.search_entries where expert_id = expert;
   insert into private.search_entries select * from private.search_entry_source where expert_id = expert;
   delete from private.search_pairs where expert_id = expert;
-  insert into private.search_pairs (skill_a, skill_b, expert_id)
-  select a.skill_id, b.skill_id, expert from private.search_entries a join private.search_entries b on b.expert_id = a.expert_id and b.skill_id > a.skill_id
-  where a.expert_id = expert;
+  insert into private.search_pairs select * from private.search_pair_source where expert_id = expert;
   select private.refresh_online_search_entries(expert);
 $$;
-insert into private.search_pairs (skill_a, skill_b, expert_id)
-select a.skill_id, b.skill_id, a.expert_id from private.search_entries a join private.search_entries b on b.expert_id = a.expert_id and b.skill_id > a.skill_id;
+insert into private.search_pairs select * from private.search_pair_source;
 
 create function private.follow_presence() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -142,10 +146,7 @@ $$;
 comment on function private.follow_presence() is 'Keeps private.online_search_entries in step with online_status.';
 create trigger online_status_search_entries after insert or update or delete on public.online_status
   for each row execute function private.follow_presence();
-insert into private.online_search_entries (skill_id, expert_id, last_seen_at, proficiency, rating_part, hourly_rate_cents, currency, rating_avg)
-select se.skill_id, se.expert_id, o.last_seen_at, se.proficiency, se.rating_part, se.hourly_rate_cents, se.currency, se.rating_avg
-from private.search_entries se join public.online_status o on o.profile_id = se.expert_id
-where o.is_online;
+insert into private.online_search_entries select * from private.online_search_entry_source;
 
 create or replace function public.find_experts(
   skills text[], max_rate_cents bigint default null, currency text default null,

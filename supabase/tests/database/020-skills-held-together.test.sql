@@ -1,9 +1,9 @@
 -- Which skills experts hold together (see 20261201000600_search_growth.sql): the pairs follow
--- skills and profiles, and a search for skills nobody holds together stops early with the same
--- page as the full walk.
+-- skills and profiles, a search for skills nobody holds together finds them all, and no client
+-- reaches the pairs or the functions that write them.
 begin;
 \ir _helpers.psql
-select plan(9);
+select plan(12);
 
 \set rae '''22222222-2222-4222-8222-222222222204'''
 \set devon '''22222222-2222-4222-8222-222222222203'''
@@ -41,6 +41,14 @@ select is((select count(*)::int from jsonb_array_elements(public.find_experts(ar
 select is(public.find_experts(array['react', 'kubernetes'], page_size => 1) -> 'experts' -> 0,
           public.find_experts(array['react', 'kubernetes'], page_size => 50) -> 'experts' -> 0,
   'a page of one is the first of them');
+reset role;
+
+-- A client calling past the workers reaches none of it: not the pairs, not the functions that
+-- rewrite an expert's entries.
+select tests.authenticate_as('casey.client@example.com');
+select throws_ok($$select * from private.search_pairs$$, '42501', null, 'a client cannot read the pairs');
+select throws_ok(format('select private.refresh_search_entries(%L)', :rae), '42501', null, 'nor rewrite an expert''s entries and pairs');
+select throws_ok(format('select private.refresh_online_search_entries(%L)', :rae), '42501', null, 'nor their online entries');
 reset role;
 
 select * from finish();
