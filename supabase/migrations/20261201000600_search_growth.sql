@@ -160,9 +160,9 @@ language plpgsql volatile security definer set search_path = '' set jit = off as
 declare
   caller uuid := (select auth.uid());
   now timestamptz := private.now();
-  slot_from timestamptz := coalesce(window_from, private.now());
+  slot_from timestamptz := coalesce(window_from, now);
   -- Nothing can be booked past the horizon: no slot is looked for beyond it.
-  slot_to timestamptz := least(coalesce(window_to, private.now() + interval '7 days'), private.now() + interval '90 days' + make_interval(mins => duration_minutes));
+  slot_to timestamptz := least(coalesce(window_to, now + interval '7 days'), now + interval '90 days' + make_interval(mins => duration_minutes));
   n int := cardinality(skills);
   skill_ids smallint[];
   -- The first round reads 96 entries a list (32 before): at 100,000 experts a page needs several
@@ -376,7 +376,7 @@ begin
   if caller is not null then
     insert into public.match_requests (client_id, skills, max_rate_cents, currency, window_from, window_to, duration_minutes, min_rating, result_count, created_at)
     values (caller, find_experts.skills, find_experts.max_rate_cents, find_experts.currency, find_experts.window_from, find_experts.window_to,
-            find_experts.duration_minutes, find_experts.min_rating, pg_catalog.jsonb_array_length(found_experts), private.now())
+            find_experts.duration_minutes, find_experts.min_rating, pg_catalog.jsonb_array_length(found_experts), now)
     returning id into request_id;
     insert into public.match_results (request_id, expert_id, rank, score, score_parts)
     select request_id, (t.item ->> 'expert_id')::uuid, t.position::int, (t.item ->> 'score')::numeric, t.item -> 'score_parts'
