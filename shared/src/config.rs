@@ -60,6 +60,21 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
+/// The path of an absolute URL as the runtime serialises it (`https://host/a/b?q` -> `/a/b`):
+/// read off the string, since a serialised URL's first `/` after the host begins its path and
+/// `?` and `#` inside the path are always percent-encoded.
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    let rest = &url[after_scheme..];
+    match rest.find(['/', '?', '#']) {
+        Some(start) if rest[start..].starts_with('/') => {
+            let path = &rest[start..];
+            &path[..path.find(['?', '#']).unwrap_or(path.len())]
+        }
+        _ => "/",
+    }
+}
+
 impl Config {
     /// A request's route within a function: the path itself, or what follows
     /// `<functions_path>/<name>` (`/functions/v1/find-experts/health` -> `/health`).
@@ -99,6 +114,22 @@ mod tests {
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_path_is_read_off_the_serialised_url() {
+        for (url, path) in [
+            ("https://example.com/", "/"),
+            ("https://example.com/functions/v1/find-experts/health", "/functions/v1/find-experts/health"),
+            ("https://example.com:8080/a?b=/c", "/a"),
+            ("https://example.com/a#/b?c", "/a"),
+            ("https://example.com/a%3F%23b?c", "/a%3F%23b"),
+            ("https://example.com?q=/x", "/"),
+            ("https://example.com#/x", "/"),
+            ("https://example.com", "/"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
     }
 
     #[test]

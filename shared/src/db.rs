@@ -62,29 +62,31 @@ impl Db {
     /// Calls a database function (`POST /rpc/<name>`) with its typed arguments and decodes its
     /// typed result: the one way the workers call the database's functions.
     pub async fn call<R: Rpc>(&self, args: &R) -> Result<R::Output, ApiError> {
-        let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
-        self.run(self.client.rpc(R::NAME, body)).await
+        let text = self.text(self.client.rpc(R::NAME, encode(args)?)).await?;
+        decode(&text)
     }
 
-    /// Sends a request built with [`Db::from`] (or [`Db::call`]) and decodes the JSON answer.
-    /// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
-    /// quicker in a worker than the reqwest transport under postgrest-rs.
+    /// Sends a request built with [`Db::from`] and decodes the JSON answer.
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
-        let response = self.send(builder).await?;
-        let text = response.text().await.map_err(|_| unavailable())?;
-        let text = if text.is_empty() { "null" } else { text.as_str() };
-        serde_json::from_str(text)
-            .map_err(|error| ApiError::internal().because(format!("unexpected PostgREST answer: {error}")))
+        decode(&self.text(builder).await?)
     }
 
     /// Calls a database function and hands back its JSON answer (a `R::Output`) as a stream,
     /// never read into the worker: for answers the worker passes on as they are.
     pub async fn call_stream<R: Rpc>(&self, args: &R) -> Result<worker::ResponseBody, ApiError> {
-        let body = serde_json::to_string(args).map_err(|_| ApiError::internal())?;
-        Ok(self.send(self.client.rpc(R::NAME, body)).await?.into_body())
+        Ok(self.send(self.client.rpc(R::NAME, encode(args)?)).await?.into_body())
     }
 
-    /// The answer to a request, or the error PostgREST's error body says.
+    /// The answer's text. The awaiting is written once here, not once per answer type: each
+    /// generic copy of it was a few KB of every worker.
+    async fn text(&self, builder: Builder) -> Result<String, ApiError> {
+        let text = self.send(builder).await?.text().await.map_err(|_| unavailable())?;
+        Ok(if text.is_empty() { "null".into() } else { text })
+    }
+
+    /// The answer to a request, or the error PostgREST's error body says. postgrest-rs builds
+    /// the request; the Workers fetch API carries it, which is smaller and quicker in a worker
+    /// than the reqwest transport under postgrest-rs.
     async fn send(&self, builder: Builder) -> Result<crate::edge::Fetched, ApiError> {
         let request = builder
             .build()
@@ -98,6 +100,17 @@ impl Db {
         }
         Ok(response)
     }
+}
+
+#[cfg(feature = "worker")]
+fn encode(args: &impl serde::Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(args).map_err(|_| ApiError::internal())
+}
+
+#[cfg(feature = "worker")]
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|error| ApiError::internal().because(format!("unexpected PostgREST answer: {error}")))
 }
 
 fn unavailable() -> ApiError {

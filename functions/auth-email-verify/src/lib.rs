@@ -8,13 +8,13 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, log_error, Call, Reply, Resend, Route, Runtime, Service};
+use shared::edge::{self, json_reply, log_error, Call, IncomingRequest, Reply, Resend, Route, Runtime, Service};
 use shared::rpc::{ConfirmEmail, ForgetWebhook, IssueEmailVerification, RecordWebhook};
 use shared::tokens::{self, PresentedToken, TokenKey, TokenKind};
 use shared::validate::Violations;
 use shared::webhook::{self, hook_error_body, HookPayload, WebhookSecret};
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{event, Context, Env, Method, Response, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -28,7 +28,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

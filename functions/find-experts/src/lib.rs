@@ -1,11 +1,11 @@
 //! find-experts: ranks experts for a search. Public; an authenticated search is recorded. The
 //! ranking, filtering and paging all happen in the database function `find_experts`.
 
-use shared::edge::{self, Call, Reply, Route, Service};
+use shared::edge::{self, Call, IncomingRequest, Reply, Route, Service};
 use shared::search::{Search, SearchRequest};
 use shared::validate::Violations;
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{event, Context, Env, Method, Response, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -18,7 +18,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 
@@ -28,7 +28,8 @@ async fn search_by_body(mut call: Call) -> Reply {
 }
 
 async fn search_by_query(call: Call) -> Reply {
-    let url = call.req.url().map_err(|_| ApiError::bad_request("invalid_url", "The URL could not be read."))?;
+    let url = worker::Url::parse(&call.url())
+        .map_err(|_| ApiError::bad_request("invalid_url", "The URL could not be read."))?;
     let mut violations = Violations::new();
     let request =
         SearchRequest::from_query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())), &mut violations);

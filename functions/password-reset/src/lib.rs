@@ -4,12 +4,12 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, Call, Reply, Route, Runtime, Service};
+use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service};
 use shared::rpc::{CompletePasswordReset, HitRateLimit, IssuePasswordReset};
 use shared::tokens::{self, sha256_hex, PresentedToken, TokenKey, TokenKind};
 use shared::validate::{Email, Password, Violations};
 use shared::ApiError;
-use worker::{event, Context, Date, Delay, Env, Method, Request, Response, Result};
+use worker::{event, Context, Delay, Env, Method, Response, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -22,7 +22,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 
@@ -40,7 +40,7 @@ struct ResetRequest {
 
 /// The outbox row of the email the database queued with the token or the new password.
 async fn request_reset(mut call: Call) -> Reply {
-    let started = Date::now().as_millis();
+    let started = edge::now_millis();
     let request: ResetRequest = call.json().await?;
     let mut violations = Violations::new();
     let email =
@@ -77,7 +77,7 @@ async fn request_reset(mut call: Call) -> Reply {
     if let Some(outbox_id) = queued.and_then(|queued| queued.outbox_id) {
         call.dispatch_after_response(Scope::Rows(vec![outbox_id]));
     }
-    let elapsed = Date::now().as_millis().saturating_sub(started);
+    let elapsed = edge::now_millis().saturating_sub(started);
     if elapsed < RESPONSE_FLOOR_MS {
         Delay::from(std::time::Duration::from_millis(RESPONSE_FLOOR_MS - elapsed)).await;
     }

@@ -10,7 +10,6 @@ use std::rc::Rc;
 use worker::js_sys::{self, Array, Function, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::Date;
 
 /// `crypto.subtle.importKey("jwk", …)` then `crypto.subtle.verify(…)`.
 pub(super) struct WebCrypto;
@@ -64,7 +63,7 @@ thread_local! {
 }
 
 pub(super) async fn verifier(call: &Call) -> Result<Rc<Verifier>, ApiError> {
-    let now = Date::now().as_millis();
+    let now = super::now_millis();
     if let Some(verifier) =
         CACHED.with(|cached| cached.borrow().as_ref().filter(|(at, _)| now - at < JWKS_TTL_MS).map(|(_, v)| v.clone()))
     {

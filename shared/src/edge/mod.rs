@@ -20,7 +20,9 @@ use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 use subtle::ConstantTimeEq;
-use worker::{console_log, Context, Date, Env, Headers, Method, Request, Response};
+use worker::js_sys::{self, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_log, web_sys, Context, Env, Headers, Method, Request, Response};
 
 pub type Reply = Result<Response, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
@@ -44,9 +46,14 @@ pub struct Service {
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The request as the runtime hands it over. Only what a route reads crosses into wasm, which
+/// `worker::Request` would not allow: it copies the URL, path, method and `cf` object of every
+/// request up front.
+pub type IncomingRequest = web_sys::Request;
+
 /// A request being served, with what every handler needs.
 pub struct Call {
-    pub req: Request,
+    pub req: IncomingRequest,
     pub env: Env,
     pub ctx: Context,
     pub config: Config,
@@ -84,7 +91,7 @@ pub trait Runtime {
 
     /// The worker's clock: the server's "now", never the caller's.
     fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(Date::now().as_millis() as i64).unwrap_or_default()
+        DateTime::from_timestamp_millis(now_millis() as i64).unwrap_or_default()
     }
 
     /// PostgREST as service_role, for system work.
@@ -214,8 +221,9 @@ impl Call {
         if declared.is_some_and(|length| length > limit) {
             return Err(body_too_large(limit));
         }
-        let bytes =
-            self.req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "The body could not be read."))?;
+        let unreadable = |_| ApiError::bad_request("invalid_body", "The body could not be read.");
+        let buffer = JsFuture::from(self.req.array_buffer().map_err(unreadable)?).await.map_err(unreadable)?;
+        let bytes = Uint8Array::new(&buffer).to_vec();
         if bytes.len() > limit {
             return Err(body_too_large(limit));
         }
@@ -224,6 +232,11 @@ impl Call {
 
     pub fn header(&self, name: &str) -> Option<String> {
         self.req.headers().get(name).ok().flatten()
+    }
+
+    /// The request's URL as the runtime serialised it.
+    pub fn url(&self) -> String {
+        self.req.url()
     }
 
     /// The caller's bearer token, if one was sent.
@@ -310,10 +323,16 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 }
 
 /// Serves one request: the entry point of every function's `#[event(fetch)]`.
-pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Service) -> worker::Result<Response> {
-    let started = Date::now().as_millis();
-    let method = req.method();
-    let path = req.path();
+pub async fn serve(
+    req: IncomingRequest,
+    env: Env,
+    ctx: Context,
+    service: &'static Service,
+) -> worker::Result<Response> {
+    let started = now_millis();
+    let method = Method::from(req.method());
+    let url = req.url();
+    let path = crate::config::path_of(&url);
     let headers = req.headers();
     let origin = headers.get("origin").ok().flatten();
     let request_id =
@@ -328,7 +347,7 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
             Err(ApiError::internal())
         }
         Ok(config) => {
-            let route_path = config.route(service.name, &path).to_owned();
+            let route_path = config.route(service.name, path).to_owned();
             route(Call { req, env, ctx, config, request_id: request_id.clone() }, service, &method, &route_path).await
         }
     };
@@ -361,9 +380,9 @@ pub async fn serve(req: Request, env: Env, ctx: Context, service: &'static Servi
         function: service.name,
         request_id: &request_id,
         method: method.as_ref(),
-        path: &path,
+        path,
         status,
-        duration_ms: Date::now().as_millis().saturating_sub(started),
+        duration_ms: now_millis().saturating_sub(started),
     };
     if let Ok(line) = serde_json::to_string(&line) {
         console_log!("{line}");
@@ -449,7 +468,7 @@ fn preflight(allow: &str) -> Reply {
 /// answer (`GET /rpc/health`, a function that returns true).
 async fn health(call: &Call, service: &Service) -> Reply {
     let url = format!("{}/rpc/health", call.config.postgrest_url);
-    let started = Date::now().as_millis();
+    let started = now_millis();
     let authorization = format!("Bearer {}", call.config.anon_key);
     let headers = [("apikey", call.config.anon_key.as_str()), ("authorization", authorization.as_str())];
     let upstream_status =
@@ -464,7 +483,7 @@ async fn health(call: &Call, service: &Service) -> Reply {
             "postgrest": {
                 "reachable": reachable,
                 "status": upstream_status,
-                "latency_ms": Date::now().as_millis().saturating_sub(started),
+                "latency_ms": now_millis().saturating_sub(started),
             },
         }),
     )
@@ -490,6 +509,11 @@ fn decorate(mut response: Response, request_id: &str, allow_origin: Option<Strin
         headers.append("vary", "Origin")?;
     }
     Ok(response)
+}
+
+/// Milliseconds since the epoch, read without allocating a `Date` as `worker::Date::now` does.
+pub fn now_millis() -> u64 {
+    js_sys::Date::now() as u64
 }
 
 fn is_safe_request_id(id: &str) -> bool {

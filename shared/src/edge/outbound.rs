@@ -14,7 +14,7 @@ use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, AbortSignal};
-use worker::{Date, ResponseBody};
+use worker::ResponseBody;
 
 /// How long an endpoint has to answer a webhook.
 const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
@@ -253,7 +253,7 @@ pub async fn deliver_webhook(work: &WebhookWork) -> Outcome {
         Err(error) => return Outcome::failed(work.id, error),
     };
     let body = work.body.to_string();
-    let timestamp = (Date::now().as_millis() / 1000) as i64;
+    let timestamp = (super::now_millis() / 1000) as i64;
     let signature = secret.sign(&work.webhook_id, timestamp, body.as_bytes());
     let sent_at = timestamp.to_string();
     let headers = [
@@ -264,9 +264,9 @@ pub async fn deliver_webhook(work: &WebhookWork) -> Outcome {
         ("webhook-signature", signature.as_str()),
     ];
     let signal = AbortSignal::timeout_with_u32(WEBHOOK_TIMEOUT_MS);
-    let started = Date::now().as_millis();
+    let started = super::now_millis();
     let answer = send("POST", &work.url, &headers, Some(body), Some(&signal)).await;
-    let latency_ms = Some(Date::now().as_millis().saturating_sub(started));
+    let latency_ms = Some(super::now_millis().saturating_sub(started));
     match answer {
         Err(error) => Outcome { latency_ms, ..Outcome::failed(work.id, error) },
         Ok(answer) => {
