@@ -3,7 +3,7 @@
 //   1. each worker's size as `wrangler deploy --dry-run` reports it (target: at most 150 KiB gzip);
 //   2. at 1,000, 10,000 and 100,000 experts (ten sessions each, their outbox, loaded set-based):
 //      find-experts p50/p95/p99 in SQL, through PostgREST, through the Rust worker and through
-//      its TypeScript peer under bare workerd, for three searches (target: p95 under 50 ms
+//      its TypeScript peer under bare workerd, for six searches (target: p95 under 50 ms
 //      through PostgREST at 100,000 experts, and at most 2x from 1,000 to 100,000); booking and
 //      cancelling through the workers;
 //   3. for every function, the Rust worker against its TypeScript peer making the same
@@ -239,6 +239,14 @@ function searches() {
       query: `skills=react,typescript&from=${encodeURIComponent(windowFrom)}&to=${encodeURIComponent(windowTo)}&duration_minutes=90` },
     // Skills nobody holds together: the walk must know it, or it reads most of both lists.
     { label: 'skills held apart (react, kubernetes)', sql: `array['react', 'kubernetes']`, rpc: { skills: ['react', 'kubernetes'] }, query: 'skills=react,kubernetes' },
+    // Two clusters' skills, every pair held together, all four by the seed's one expert: the
+    // bound must know that nobody else holds more than three of them.
+    { label: 'four skills of two clusters', sql: `array['react', 'typescript', 'nextjs', 'supabase']`, rpc: { skills: ['react', 'typescript', 'nextjs', 'supabase'] },
+      query: 'skills=react,typescript,nextjs,supabase' },
+    // Three skills thousands hold together, each at proficiency 5 by a fifth of them: the best
+    // combined scores lie deeper in every list than their own best entries.
+    { label: 'three skills of one cluster', sql: `array['react', 'typescript', 'nextjs']`, rpc: { skills: ['react', 'typescript', 'nextjs'] },
+      query: 'skills=react,typescript,nextjs' },
   ];
 }
 

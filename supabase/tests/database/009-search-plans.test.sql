@@ -3,7 +3,7 @@
 -- index meant to serve it and leave no Seq Scan and no Sort behind.
 begin;
 \ir _helpers.psql
-select plan(34);
+select plan(35);
 
 create function tests.plan_of(query text) returns text language plpgsql as $$
 declare
@@ -63,9 +63,13 @@ select ok(tests.served($$select oe.expert_id from private.online_search_entries 
   where oe.skill_id = any ('{4,6}') and oe.last_seen_at > now() - interval '5 minutes'
     and oe.currency = 'USD' and oe.hourly_rate_cents <= 8000 and oe.rating_avg >= 4$$, 'online_search_entries_skill_idx'),
   'the online candidates are an index range per skill, filtered in the index');
-select ok(tests.served($$select p, q from generate_subscripts('{4,6,9}'::smallint[], 1) p join generate_subscripts('{4,6,9}'::smallint[], 1) q on q > p
-  cross join lateral (select 1 from private.search_pairs sp where sp.skill_a = ('{4,6,9}'::smallint[])[p] and sp.skill_b = ('{4,6,9}'::smallint[])[q] limit 1) as held$$,
-  'Index (Only )?Scan using search_pairs_pkey on search_pairs sp\n +Index Cond: \(\(skill_a = '), 'whether some expert holds two requested skills together is one index probe a pair');
+select ok(tests.served($$select p, q, held.holders from generate_subscripts('{4,6,9}'::smallint[], 1) p join generate_subscripts('{4,6,9}'::smallint[], 1) q on q > p
+  cross join lateral (select count(*) as holders from (
+    select 1 from private.search_pairs sp where sp.skill_a = ('{4,6,9}'::smallint[])[p] and sp.skill_b = ('{4,6,9}'::smallint[])[q] limit 51) h) as held$$,
+  'Index (Only )?Scan using search_pairs_pkey on search_pairs sp\n +Index Cond: \(\(skill_a = '), 'how many hold two requested skills together, up to one past rare, is one index range a pair');
+select ok(tests.served($$select distinct sp.expert_id from unnest('{1,2}'::int[], '{2,3}'::int[]) r (p, q)
+  join private.search_pairs sp on sp.skill_a = ('{4,6,9}'::smallint[])[r.p] and sp.skill_b = ('{4,6,9}'::smallint[])[r.q]$$,
+  'Index (Only )?Scan using search_pairs_pkey on search_pairs sp\n +Index Cond: \(\(skill_a = '), 'the holders of the rare pairs are an index range a pair');
 select ok(tests.served($$select 1 from private.search_entries se where se.expert_id = '22222222-2222-4222-8222-222222222201'$$, 'search_entries_pkey')
   and tests.served($$select 1 from private.online_search_entries oe where oe.expert_id = '22222222-2222-4222-8222-222222222201'$$, 'online_search_entries_pkey'),
   'a presence report rewrites that expert''s online entries by key');

@@ -186,7 +186,12 @@ insert into searches values
   ('a long session', '{"skills": ["nextjs"], "duration_minutes": 480}'),
   ('skills nobody holds together', '{"skills": ["react", "fortran"]}'),
   ('two groups and an unknown skill', '{"skills": ["fortran", "cobol", "react", "typescript"], "max_rate_cents": 15000}'),
-  ('ten skills', '{"skills": ["cursor", "v0", "lovable", "react", "nextjs", "typescript", "supabase", "postgres", "llm-apps", "aws"], "max_rate_cents": 20000}');
+  ('ten skills', '{"skills": ["cursor", "v0", "lovable", "react", "nextjs", "typescript", "supabase", "postgres", "llm-apps", "aws"], "max_rate_cents": 20000}'),
+  -- React goes with everything (pairs held by about 100) and the others with each other by
+  -- about 20 (rare: their holders are read first), so the cliques are pairs with react.
+  ('three skills, pairs rare and common', '{"skills": ["react", "typescript", "nextjs"]}'),
+  ('four skills, cliques of two', '{"skills": ["react", "typescript", "nextjs", "supabase"], "max_rate_cents": 18000}'),
+  ('two skills held together rarely', '{"skills": ["nextjs", "supabase"]}');
 
 -- Every page of every search, through the cursor: pages of 7 and 50 for all, and for three the
 -- first 40 pages of one (every tie between neighbours there).
