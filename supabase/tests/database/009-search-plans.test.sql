@@ -56,7 +56,7 @@ select ok(tests.served($$select se.expert_id, sum(se.proficiency)
   from unnest('{22222222-2222-4222-8222-222222222201,22222222-2222-4222-8222-222222222202}'::uuid[]) f (id)
   cross join lateral (select e.expert_id, e.proficiency from private.search_entries e where e.expert_id = f.id and e.skill_id = any ('{4,6}') limit 2) se
   group by se.expert_id$$,
-  'Index Scan using search_entries_pkey on search_entries e\n +Index Cond: \(\(expert_id = f.id\)'), 'the experts seen are scored by their keys, one probe an expert');
+  'Index Scan using search_entries_pkey on search_entries e\n +Index Cond: \(+expert_id = f.id\)'), 'the experts seen are scored by their keys, one probe an expert');
 select ok(tests.served($$select o.profile_id from public.online_status o where o.is_online and o.last_seen_at > now() - interval '5 minutes' limit 2001$$,
   'online_status_online_idx'), 'who is online now comes from an index');
 select ok(tests.served($$select min(e.hourly_rate_cents) from public.expert_profiles e where e.is_active$$, 'expert_profiles_rate_idx'),
