@@ -13,11 +13,12 @@
 // Timings on a shared machine vary: the targets compared take turns request by request, and the
 // figures of one run are read side by side.
 // BENCH_SIZES (default 1000,10000,100000) and BENCH_REQUESTS (default 200) narrow a run.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
 import { buildEnv, PG_BIN } from './lib/tools.mjs';
 import { functionNames } from './lib/build.mjs';
 import { insertReminderBacklog, sqlRows } from './lib/fixtures.mjs';
@@ -31,6 +32,7 @@ const SIZE_TARGET_KIB = 150;
 const SEARCH_P95_TARGET_MS = 50;
 const GROWTH_TARGET = 2;
 const bin = (name) => join(root, 'node_modules', '.bin', name);
+const execFileAsync = promisify(execFile);
 const dist = join(stackPaths('bench').state, 'dist');
 const missed = [];
 const check = (ok, what) => {
@@ -38,15 +40,19 @@ const check = (ok, what) => {
   return ok ? 'ok' : 'MISSED';
 };
 
-function workerSizes() {
+// Without blocking the event loop: the stand-in serves from this process, and a minute of
+// blocking made its idle keep-alive sockets time out under the next request (ECONNRESET).
+async function workerSizes() {
   rmSync(dist, { recursive: true, force: true });
-  return functionNames().map((name) => {
-    const out = execFileSync(bin('wrangler'), ['deploy', '--dry-run', '--env', name, '--outdir', join(dist, name)], {
+  const sizes = [];
+  for (const name of functionNames()) {
+    const { stdout } = await execFileAsync(bin('wrangler'), ['deploy', '--dry-run', '--env', name, '--outdir', join(dist, name)], {
       cwd: root, env: { ...buildEnv(), WRANGLER_SEND_METRICS: 'false' }, encoding: 'utf8',
     });
-    const [, total, gzip] = out.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/) ?? [];
-    return { name, total: Number(total), gzip: Number(gzip) };
-  });
+    const [, total, gzip] = stdout.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/) ?? [];
+    sizes.push({ name, total: Number(total), gzip: Number(gzip) });
+  }
+  return sizes;
 }
 
 function percentiles(samples) {
@@ -260,7 +266,7 @@ try {
   // Before the sizes: their dry-run rewrites the build output, which makes wrangler dev reload.
   const reminders = await reminderThroughput(status);
   const offThePath = await providersOffThePath(status);
-  const sizes = workerSizes();
+  const sizes = await workerSizes();
   // From here on, the workers' own request paths are timed: Stripe's events for the bookings
   // made are dropped, since processing them (payment-events under wrangler dev, on the same
   // cores) is another component's work, and it tripled the latency of whichever request came next.
