@@ -62,11 +62,10 @@ impl Db {
     /// Calls a database function (`POST /rpc/<name>`) with its typed arguments and decodes its
     /// typed result: the one way the workers call the database's functions.
     pub async fn call<R: Rpc>(&self, args: &R) -> Result<R::Output, ApiError> {
-        let text = self.text(self.client.rpc(R::NAME, encode(args)?)).await?;
-        decode(&text)
+        self.run(self.client.rpc(R::NAME, encode(args)?)).await
     }
 
-    /// Sends a request built with [`Db::from`] and decodes the JSON answer.
+    /// Sends a request built with [`Db::from`] (or [`Db::call`]) and decodes the JSON answer.
     pub async fn run<T: DeserializeOwned>(&self, builder: Builder) -> Result<T, ApiError> {
         decode(&self.text(builder).await?)
     }
