@@ -118,12 +118,14 @@ select tests.freeze_time('2030-01-02 08:00+00');
 -- both, are 016's).
 delete from outbox where channel in ('email', 'payment');
 select tests.as_service_role();
-select service_role_claim_outbox(0, 3, 60) as rooms_claim \gset
+-- Seven room rows are due, all at the frozen instant (so in the order of their random ids): four
+-- for sessions no longer active (declined, expired, cancelled, completed), which a claim skips,
+-- and three to hand over. A claim of two calls leaves at least one of those three, whatever the
+-- order; a claim of three could take all three, leaving the next claim no room to show.
+select service_role_claim_outbox(0, 2, 60) as rooms_claim \gset
 select service_role_complete_outbox((select jsonb_agg(jsonb_build_object('id', c ->> 'id', 'provider_ref', 'ok')) from jsonb_array_elements(tests.calls(:'rooms_claim')) c));
 reset role;
--- Three room rows were due for sessions no longer active (declined, expired, cancelled): a claim
--- skips those, so the three it took are rooms handed over or rooms skipped.
-select ok((select count(*) + (:'rooms_claim'::jsonb ->> 'skipped')::int = 3
+select ok((select count(*) + (:'rooms_claim'::jsonb ->> 'skipped')::int = 2
                   and coalesce(bool_and(c ? 'room_name' and (c ->> 'not_before')::bigint < (c ->> 'expires')::bigint), true)
            from jsonb_array_elements(tests.calls(:'rooms_claim')) c), 'a claim takes rooms first, with their name and validity, up to the calls asked for');
 select tests.as_service_role();
