@@ -42,10 +42,9 @@ analyze sessions;
 -- And of a catalogue rather than the seed's four experts, whose few dozen entries the planner
 -- reads one way before autovacuum has analyzed them and another after: the lists of 5,000 more
 -- experts (three skills each), their pairs and the entries of the 2% online, analyzed.
-insert into private.search_entries (skill_id, expert_id, proficiency, rating_part, sort_key, hourly_rate_cents, currency, rating_avg, skills)
+insert into private.search_entries (skill_id, expert_id, proficiency, rating_part, sort_key, hourly_rate_cents, currency, rating_avg)
 select ids[1 + (g + k * 5) % cardinality(ids)], x.expert_id, x.proficiency, x.rating_part, 0.09 * x.proficiency + 0.20 * x.rating_part,
-       5000 + (g % 200) * 100, 'USD', round(x.rating_part * 5, 2),
-       array(select ids[1 + (g + j * 5) % cardinality(ids)] from generate_series(0, 2) j order by 1)
+       5000 + (g % 200) * 100, 'USD', round(x.rating_part * 5, 2)
 from (select array_agg(id order by id) as ids from skill_categories) c
 cross join generate_series(1, 5000) g
 cross join generate_series(0, 2) k
