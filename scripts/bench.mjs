@@ -91,7 +91,7 @@ function timed(base, agent, { method = 'GET', path = '/', body, headers = {}, ex
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode !== expect) reject(new Error(`${method} ${base}${path} answered ${res.statusCode}, not ${expect}: ${text.slice(0, 300)}`));
-        else resolve({ ms, text });
+        else resolve({ ms, text, headers: res.headers });
       });
     });
     req.on('error', reject);
@@ -300,7 +300,17 @@ try {
   const fixture = bookingFixture(status);
   const service = { authorization: `Bearer ${status.service_role_key}` };
   const pairs = [];
+  // Like for like: the peer answers inside the same envelope as the Rust worker (request id,
+  // CORS headers), or the comparison would time less work on one side.
+  const envelope = ['x-request-id', 'access-control-allow-origin', 'access-control-expose-headers', 'vary'];
   const compare = async (label, rustBase, rustNext, tsNext) => {
+    const agent = new Agent({ keepAlive: false });
+    for (const [side, base, next] of [['Rust', rustBase, rustNext], ['TypeScript', urls.ts, tsNext]]) {
+      const { headers } = await timed(base, agent, next(0));
+      const absent = envelope.filter((name) => !(name in headers));
+      if (absent.length) throw new Error(`${label}: the ${side} answer lacks ${absent.join(', ')}`);
+    }
+    agent.destroy();
     const { rust, ts } = await latencies({ rust: [rustBase, rustNext], ts: [urls.ts, tsNext] });
     pairs.push({ label, rust, ts, ratio: rust.p50 / ts.p50 });
   };

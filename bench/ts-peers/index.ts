@@ -1,6 +1,7 @@
 // The TypeScript peers of the speed comparison: for each function, a route making the same
 // PostgREST (and Stripe) requests as the Rust worker (with @supabase/postgrest-js), verifying the
-// same tokens (HS256 with WebCrypto) and answering the same status. Only the benchmark builds and runs it.
+// same tokens (HS256 with WebCrypto) and answering the same status, inside the same envelope
+// (request id, CORS headers, one log line). Only the benchmark builds and runs it.
 import { PostgrestClient } from '@supabase/postgrest-js';
 
 interface Env {
@@ -10,6 +11,7 @@ interface Env {
   SUPABASE_JWT_SECRET: string;
   STRIPE_API_URL: string;
   STRIPE_SECRET_KEY: string;
+  ALLOWED_ORIGINS: string;
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -137,22 +139,49 @@ async function runDispatcher(request: Request, env: Env) {
   return json(200, { expired: advanced.data?.expired, claimed: claim.data?.emails?.length ?? 0 });
 }
 
+async function handle(request: Request, env: Env, url: URL, fn: string, route: string): Promise<Response> {
+  if (route === 'health') {
+    const started = Date.now();
+    const probe = await fetch(`${env.POSTGREST_URL}/rpc/health`, { headers: { apikey: env.SUPABASE_ANON_KEY, authorization: `Bearer ${env.SUPABASE_ANON_KEY}` } });
+    const reachable = probe.status < 500;
+    return json(reachable ? 200 : 503, { name: fn, version: '0.1.0', status: reachable ? 'ok' : 'degraded', postgrest: { reachable, status: probe.status, latency_ms: Date.now() - started } });
+  }
+  switch (`${fn}/${route}`) {
+    case 'find-experts/': return findExperts(url, env);
+    case 'create-session/': return createSession(request, env);
+    case 'cancel-session/': return cancelSession(request, env);
+    case 'auth-email-verify/confirm': return confirmEmail(request, env);
+    case 'password-reset/request': return requestReset(request, env);
+    case 'booking-reminders/run': return runDispatcher(request, env);
+    default: return problem(404, 'not_found', `No route ${url.pathname}.`);
+  }
+}
+
+// The envelope of every Rust worker's answer (shared/src/edge/mod.rs): the caller's request id
+// when it is safe, a new one otherwise; CORS headers for an allowed origin; one JSON log line.
+const safeRequestId = /^[A-Za-z0-9_-]{1,64}$/;
+const allowedOrigin = (env: Env, origin: string | null) => {
+  const allowed = env.ALLOWED_ORIGINS.split(',').map((entry) => entry.trim());
+  if (allowed.includes('*')) return '*';
+  return origin && allowed.some((entry) => entry.toLowerCase() === origin.toLowerCase()) ? origin : null;
+};
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    const started = Date.now();
     const url = new URL(request.url);
     const [, fn, route = ''] = url.pathname.split('/');
-    if (route === 'health') {
-      const probe = await fetch(`${env.POSTGREST_URL}/rpc/health`, { headers: { apikey: env.SUPABASE_ANON_KEY, authorization: `Bearer ${env.SUPABASE_ANON_KEY}` } });
-      return json(probe.status < 500 ? 200 : 503, { name: fn, postgrest: { reachable: probe.status < 500, status: probe.status } });
+    const given = request.headers.get('x-request-id');
+    const requestId = given && safeRequestId.test(given) ? given : crypto.randomUUID();
+    const origin = allowedOrigin(env, request.headers.get('origin'));
+    const response = await handle(request, env, url, fn, route);
+    response.headers.set('x-request-id', requestId);
+    if (origin) {
+      response.headers.set('access-control-allow-origin', origin);
+      response.headers.set('access-control-expose-headers', 'x-request-id, retry-after');
+      response.headers.append('vary', 'Origin');
     }
-    switch (`${fn}/${route}`) {
-      case 'find-experts/': return findExperts(url, env);
-      case 'create-session/': return createSession(request, env);
-      case 'cancel-session/': return cancelSession(request, env);
-      case 'auth-email-verify/confirm': return confirmEmail(request, env);
-      case 'password-reset/request': return requestReset(request, env);
-      case 'booking-reminders/run': return runDispatcher(request, env);
-      default: return problem(404, 'not_found', `No route ${url.pathname}.`);
-    }
+    console.log(JSON.stringify({ level: 'info', function: fn, request_id: requestId, method: request.method, path: `/${route}`, status: response.status, duration_ms: Date.now() - started }));
+    return response;
   },
 };

@@ -70,28 +70,10 @@ impl Db {
         decode(&self.text(builder).await?)
     }
 
-    /// Calls a database function and hands back its JSON answer (a `R::Output`) as a stream,
-    /// never read into the worker: for answers the worker passes on as they are.
-    pub async fn call_stream<R: Rpc>(&self, args: &R) -> Result<worker::ResponseBody, ApiError> {
-        Ok(self.send(self.client.rpc(R::NAME, encode(args)?)).await?.into_body())
-    }
-
-    /// The answer's text. The awaiting is written once here, not once per answer type: each
-    /// generic copy of it was a few KB of every worker.
-    async fn text(&self, builder: Builder) -> Result<String, ApiError> {
-        let text = self.send(builder).await?.text().await.map_err(|_| unavailable())?;
-        Ok(if text.is_empty() { "null".into() } else { text })
-    }
-
-    /// The answer to a request, or the error PostgREST's error body says. postgrest-rs builds
-    /// the request; the Workers fetch API carries it, which is smaller and quicker in a worker
-    /// than the reqwest transport under postgrest-rs.
-    async fn send(&self, builder: Builder) -> Result<crate::edge::Fetched, ApiError> {
-        let request = builder
-            .build()
-            .build()
-            .map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
-        let response = crate::edge::send_built(&request).await.map_err(|_| unavailable())?;
+    /// Calls a database function and hands back its JSON answer (a `R::Output`) unread, for
+    /// answers the worker passes on as they are.
+    pub async fn call_stream<R: Rpc>(&self, args: &R) -> Result<crate::edge::Fetched, ApiError> {
+        let response = built(self.client.rpc(R::NAME, encode(args)?))?.send().await.map_err(|_| unavailable())?;
         let status = response.status();
         if status >= 300 {
             let text = response.text().await.map_err(|_| unavailable())?;
@@ -99,6 +81,25 @@ impl Db {
         }
         Ok(response)
     }
+
+    /// The answer's text, or the error PostgREST's error body says. The awaiting is written
+    /// once here, not once per answer type: each generic copy of it was a few KB of every worker.
+    async fn text(&self, builder: Builder) -> Result<String, ApiError> {
+        let (status, text) = built(builder)?.send_for_text().await.map_err(|_| unavailable())?;
+        if status >= 300 {
+            return Err(translate(status, &text, self.with_user_jwt));
+        }
+        Ok(if text.is_empty() { "null".into() } else { text })
+    }
+}
+
+/// postgrest-rs builds the request; the Workers fetch API carries it, which is smaller and
+/// quicker in a worker than the reqwest transport under postgrest-rs.
+#[cfg(feature = "worker")]
+fn built(builder: Builder) -> Result<crate::edge::Built, ApiError> {
+    let request =
+        builder.build().build().map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
+    Ok(crate::edge::Built::from(&request))
 }
 
 #[cfg(feature = "worker")]

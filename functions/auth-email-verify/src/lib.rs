@@ -8,13 +8,15 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, log_error, Call, IncomingRequest, Reply, Resend, Route, Runtime, Service};
+use shared::edge::{
+    self, json_reply, log_error, Call, IncomingRequest, OutgoingResponse, Reply, Resend, Route, Runtime, Service,
+};
 use shared::rpc::{ConfirmEmail, ForgetWebhook, IssueEmailVerification, RecordWebhook};
 use shared::tokens::{self, PresentedToken, TokenKey, TokenKind};
 use shared::validate::Violations;
 use shared::webhook::{self, hook_error_body, HookPayload, WebhookSecret};
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Response, Result};
+use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -28,7 +30,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 
@@ -41,11 +43,11 @@ async fn send_email_hook(mut call: Call) -> Reply {
             if error.status >= 500 {
                 log_error(&call.request_id, &error.code, error.cause.as_deref().unwrap_or(&error.message));
             }
-            let mut response = json_reply(error.status, &hook_error_body(&error))?;
-            if let Some(seconds) = error.retry_after {
-                let _ = response.headers_mut().set("retry-after", &seconds.to_string());
-            }
-            Ok(response)
+            let answer = json_reply(error.status, &hook_error_body(&error))?;
+            Ok(match error.retry_after {
+                Some(seconds) => answer.with_header("retry-after", &seconds.to_string()),
+                None => answer,
+            })
         }
     }
 }

@@ -10,11 +10,11 @@
 
 use serde::Deserialize;
 use shared::edge::dispatch::{self, Scope};
-use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service, System};
+use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service, System};
 use shared::outbox::DEFAULT_BUDGET;
 use shared::rpc::ReplayOutbox;
 use shared::validate::{parse_uuid, Violations};
-use worker::{event, Context, Env, Method, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, Method, Result, ScheduleContext, ScheduledEvent};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -27,7 +27,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::booking::{CancelRequest, Cancellation, Side};
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service};
+use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service};
 use shared::refund::{self, Charge, NotCancellable};
 use shared::rpc::CancelSession;
 use shared::ApiError;
 use uuid::Uuid;
-use worker::{event, Context, Env, Method, Response, Result};
+use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -26,7 +26,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

@@ -11,13 +11,13 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::booking::{Booking, BookingRequest};
-use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service, Stripe};
+use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service, Stripe};
 use shared::pricing::Price;
 use shared::rpc::{AbandonBooking, BookSession, ExpertQuote, PaymentPlanOf, RecordStripeObjects};
 use shared::stripe::Answer;
 use shared::validate::{CommissionBps, Currency, MinorUnits};
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Response, Result};
+use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -27,7 +27,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

@@ -1,11 +1,11 @@
 //! find-experts: ranks experts for a search. Public; an authenticated search is recorded. The
 //! ranking, filtering and paging all happen in the database function `find_experts`.
 
-use shared::edge::{self, Call, IncomingRequest, Reply, Route, Service};
+use shared::edge::{self, Answer, Call, IncomingRequest, OutgoingResponse, Reply, Route, Service};
 use shared::search::{Search, SearchRequest};
 use shared::validate::Violations;
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Response, Result};
+use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -18,7 +18,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 
@@ -42,13 +42,10 @@ async fn search(call: Call, search: Search) -> Reply {
     let token = call.bearer_token();
     // The database's answer is the whole response (experts, cursor, the recorded search's id):
     // streamed through, never read into the worker.
-    let body = call.db_as(token.as_deref()).call_stream(&search.rpc_args()).await?;
-    let mut response = Response::from_body(body).map_err(|_| ApiError::internal())?;
-    let headers = response.headers_mut();
-    let _ = headers.set("content-type", "application/json");
-    if token.is_none() {
+    let answer = Answer::json_stream(200, call.db_as(token.as_deref()).call_stream(&search.rpc_args()).await?);
+    Ok(match token {
         // Anonymous results are the same for everyone: let browsers and the edge cache them briefly.
-        let _ = headers.set("cache-control", "public, max-age=30");
-    }
-    Ok(response)
+        None => answer.with_header("cache-control", "public, max-age=30"),
+        Some(_) => answer,
+    })
 }

@@ -4,12 +4,12 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service};
+use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service};
 use shared::rpc::{CompletePasswordReset, HitRateLimit, IssuePasswordReset};
 use shared::tokens::{self, sha256_hex, PresentedToken, TokenKey, TokenKind};
 use shared::validate::{Email, Password, Violations};
 use shared::ApiError;
-use worker::{event, Context, Delay, Env, Method, Response, Result};
+use worker::{event, Context, Delay, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -22,7 +22,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

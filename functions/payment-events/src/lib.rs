@@ -14,11 +14,11 @@
 use serde::Deserialize;
 use serde_json::json;
 use shared::edge::dispatch::Scope;
-use shared::edge::{self, json_reply, Call, IncomingRequest, Reply, Route, Runtime, Service, Stripe};
+use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service, Stripe};
 use shared::rpc::{PayoutAccountOf, ReceiveStripeEvent, RecordStripeObjects};
 use shared::stripe::{self, Answer, WebhookSecrets};
 use shared::ApiError;
-use worker::{event, Context, Env, Method, Response, Result};
+use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
     name: env!("CARGO_PKG_NAME"),
@@ -31,7 +31,7 @@ static SERVICE: Service = Service {
 };
 
 #[event(fetch)]
-async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingResponse> {
     edge::serve(req, env, ctx, &SERVICE).await
 }
 

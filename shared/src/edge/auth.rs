@@ -81,7 +81,7 @@ pub(super) async fn verifier(call: &Call) -> Result<Rc<Verifier>, ApiError> {
             ApiError::unavailable("auth_keys_unavailable", "The project's signing keys cannot be fetched right now.")
                 .because(cause)
         };
-        let response = super::outbound::fetch("GET", &url, &[], None, None)
+        let response = super::outbound::fetch("GET", &url, &[], None)
             .await
             .map_err(|error| unavailable(format!("JWKS fetch failed: {error}")))?;
         let document = response.text().await.map_err(|error| unavailable(format!("JWKS read failed: {error}")))?;

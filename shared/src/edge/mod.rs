@@ -5,8 +5,9 @@
 mod auth;
 pub mod dispatch;
 mod outbound;
+mod runtime;
 
-pub use outbound::{send_built, Fetched, Resend, Stripe};
+pub use outbound::{Built, Fetched, Resend, Stripe};
 
 use crate::auth::Caller;
 use crate::config::Config;
@@ -14,17 +15,19 @@ use crate::cors::{self, AllowedOrigins};
 use crate::db::Db;
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
+use runtime::HeaderLines;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use subtle::ConstantTimeEq;
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{console_log, web_sys, Context, Env, Headers, Method, Request, Response};
+use worker::{console_log, web_sys, Context, Env, Headers, Method, Request};
 
-pub type Reply = Result<Response, ApiError>;
+pub type Reply = Result<Answer, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
 
 /// One route of a function: `GET /health`, `GET /openapi.json` and `OPTIONS` are added by [`serve`].
@@ -50,6 +53,59 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `worker::Request` would not allow: it copies the URL, path, method and `cf` object of every
 /// request up front.
 pub type IncomingRequest = web_sys::Request;
+
+/// The response as the runtime takes it, built in one call from an [`Answer`].
+pub type OutgoingResponse = web_sys::Response;
+
+/// What a route answers: a status, headers and a body, which cross into the runtime together
+/// when the request is done rather than header by header as `worker::Response` sends them.
+pub struct Answer {
+    status: u16,
+    headers: HeaderLines,
+    body: Body,
+}
+
+enum Body {
+    Empty,
+    Text(Cow<'static, str>),
+    Stream(Option<web_sys::ReadableStream>),
+}
+
+impl Answer {
+    fn new(status: u16, body: Body) -> Self {
+        Self { status, headers: HeaderLines::default(), body }
+    }
+
+    /// A JSON text that is already written, with the given status.
+    fn json_text(status: u16, text: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(status, Body::Text(text.into())).with_header("content-type", "application/json")
+    }
+
+    /// A fetched JSON answer passed on unread.
+    pub fn json_stream(status: u16, fetched: Fetched) -> Self {
+        Self::new(status, Body::Stream(fetched.into_body())).with_header("content-type", "application/json")
+    }
+
+    /// Appends a header (a name or value with a line break in it is refused by the runtime,
+    /// which makes the request a 500).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    fn into_response(self) -> Result<OutgoingResponse, worker::wasm_bindgen::JsValue> {
+        let headers = self.headers.as_str();
+        match self.body {
+            Body::Empty => runtime::respond_text(self.status, headers, None),
+            Body::Text(text) => runtime::respond_text(self.status, headers, Some(&text)),
+            Body::Stream(stream) => runtime::respond_stream(self.status, headers, stream),
+        }
+    }
+}
 
 /// A request being served, with what every handler needs.
 pub struct Call {
@@ -315,7 +371,7 @@ fn body_too_large(limit: usize) -> ApiError {
 
 /// A JSON response with the given status.
 pub fn json_reply(status: u16, body: &impl Serialize) -> Reply {
-    Response::from_json(body).map(|response| response.with_status(status)).map_err(|_| ApiError::internal())
+    serde_json::to_string(body).map(|text| Answer::json_text(status, text)).map_err(|_| ApiError::internal())
 }
 
 fn read_var(env: &Env, name: &str) -> Option<String> {
@@ -328,7 +384,7 @@ pub async fn serve(
     env: Env,
     ctx: Context,
     service: &'static Service,
-) -> worker::Result<Response> {
+) -> worker::Result<OutgoingResponse> {
     let started = now_millis();
     let method = Method::from(req.method());
     let url = req.url();
@@ -352,7 +408,7 @@ pub async fn serve(
         }
     };
     let status = match &reply {
-        Ok(response) => response.status_code(),
+        Ok(answer) => answer.status,
         Err(error) => error.status,
     };
     if let Err(error) = &reply {
@@ -360,11 +416,11 @@ pub async fn serve(
             log_error(&request_id, &error.code, error.cause.as_deref().unwrap_or(&error.message));
         }
     }
-    let response = match reply {
-        Ok(response) => response,
-        Err(error) => error_response(&error)?,
+    let answer = match reply {
+        Ok(answer) => answer,
+        Err(error) => error_answer(&error),
     };
-    let response = decorate(response, &request_id, allowed_origins.allow(origin.as_deref()))?;
+    let answer = decorate(answer, &request_id, allowed_origins.allow(origin.as_deref()));
     #[derive(Serialize)]
     struct Served<'a> {
         level: &'static str,
@@ -387,7 +443,7 @@ pub async fn serve(
     if let Ok(line) = serde_json::to_string(&line) {
         console_log!("{line}");
     }
-    Ok(response)
+    Ok(answer.into_response()?)
 }
 
 async fn route(call: Call, service: &'static Service, method: &Method, path: &str) -> Reply {
@@ -411,9 +467,7 @@ async fn route(call: Call, service: &'static Service, method: &Method, path: &st
         return health(&call, service).await;
     }
     if path == "/openapi.json" && *method == Method::Get {
-        let mut response = Response::ok(service.openapi).map_err(|_| ApiError::internal())?;
-        let _ = response.headers_mut().set("content-type", "application/json");
-        return Ok(response);
+        return Ok(Answer::json_text(200, service.openapi));
     }
     match on_path.iter().find(|route| route.method == *method) {
         Some(route) => (route.handler)(call).await,
@@ -455,13 +509,11 @@ fn cached_config(env: &Env) -> Result<Config, crate::config::MissingVariables> {
 }
 
 fn preflight(allow: &str) -> Reply {
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| headers.set(name, value).map_err(|_| ApiError::internal());
-    set("access-control-allow-methods", allow)?;
-    set("access-control-allow-headers", cors::ALLOWED_HEADERS)?;
-    set("access-control-max-age", cors::MAX_AGE_SECONDS)?;
-    set("allow", allow)?;
-    Ok(Response::empty().map_err(|_| ApiError::internal())?.with_status(204).with_headers(headers))
+    Ok(Answer::new(204, Body::Empty)
+        .with_header("access-control-allow-methods", allow)
+        .with_header("access-control-allow-headers", cors::ALLOWED_HEADERS)
+        .with_header("access-control-max-age", cors::MAX_AGE_SECONDS)
+        .with_header("allow", allow))
 }
 
 /// `GET /health`: the function's name and version, and whether PostgREST and the database
@@ -471,8 +523,7 @@ async fn health(call: &Call, service: &Service) -> Reply {
     let started = now_millis();
     let authorization = format!("Bearer {}", call.config.anon_key);
     let headers = [("apikey", call.config.anon_key.as_str()), ("authorization", authorization.as_str())];
-    let upstream_status =
-        outbound::fetch("GET", &url, &headers, None, None).await.ok().map(|response| response.status());
+    let upstream_status = outbound::fetch("GET", &url, &headers, None).await.ok().map(|response| response.status());
     let reachable = upstream_status.is_some_and(|status| status < 500);
     json_reply(
         if reachable { 200 } else { 503 },
@@ -489,26 +540,26 @@ async fn health(call: &Call, service: &Service) -> Reply {
     )
 }
 
-fn error_response(error: &ApiError) -> worker::Result<Response> {
-    let mut response = Response::from_json(&error.body())?.with_status(error.status);
+fn error_answer(error: &ApiError) -> Answer {
+    let mut answer = Answer::json_text(error.status, error.body().to_string());
     if let Some(seconds) = error.retry_after {
-        response.headers_mut().set("retry-after", &seconds.to_string())?;
+        answer = answer.with_header("retry-after", &seconds.to_string());
     }
     if let Some(allow) = error.details.get("allow").and_then(|allow| allow.as_str()) {
-        response.headers_mut().set("allow", allow)?;
+        answer = answer.with_header("allow", allow);
     }
-    Ok(response)
+    answer
 }
 
-fn decorate(mut response: Response, request_id: &str, allow_origin: Option<String>) -> worker::Result<Response> {
-    let headers = response.headers_mut();
-    headers.set("x-request-id", request_id)?;
-    if let Some(origin) = allow_origin {
-        headers.set("access-control-allow-origin", &origin)?;
-        headers.set("access-control-expose-headers", cors::EXPOSED_HEADERS)?;
-        headers.append("vary", "Origin")?;
+fn decorate(answer: Answer, request_id: &str, allow_origin: Option<String>) -> Answer {
+    let answer = answer.with_header("x-request-id", request_id);
+    match allow_origin {
+        Some(origin) => answer
+            .with_header("access-control-allow-origin", &origin)
+            .with_header("access-control-expose-headers", cors::EXPOSED_HEADERS)
+            .with_header("vary", "Origin"),
+        None => answer,
     }
-    Ok(response)
 }
 
 /// Milliseconds since the epoch, read without allocating a `Date` as `worker::Date::now` does.

@@ -3,6 +3,7 @@
 //! that local runs use the stand-in. Each call reports what the dispatcher records: the
 //! provider's reference on success, the reason otherwise.
 
+use super::runtime::{self, HeaderLines};
 use super::Runtime;
 use crate::email::Message;
 use crate::outbox::{BatchAnswer, Outcome, RoomWork, WebhookWork};
@@ -14,14 +15,14 @@ use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, AbortSignal};
-use worker::ResponseBody;
 
 /// How long an endpoint has to answer a webhook.
 const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
 /// How long Stripe has to answer; an idempotent call that timed out is simply made again.
 const STRIPE_TIMEOUT_MS: u32 = 15_000;
 
-struct Answer {
+/// A provider's answer: its status and body.
+struct Received {
     status: u16,
     text: String,
 }
@@ -46,8 +47,8 @@ impl Fetched {
     }
 
     /// The body as a stream, for passing it on unread.
-    pub fn into_body(self) -> ResponseBody {
-        self.0.body().map_or(ResponseBody::Empty, ResponseBody::Stream)
+    pub fn into_body(self) -> Option<web_sys::ReadableStream> {
+        self.0.body()
     }
 }
 
@@ -65,49 +66,77 @@ async fn send(
     headers: &[(&str, &str)],
     body: Option<String>,
     signal: Option<&AbortSignal>,
-) -> Result<Answer, String> {
-    let response = fetch(method, url, headers, body, signal).await?;
-    Ok(Answer { status: response.status(), text: response.text().await.unwrap_or_default() })
+) -> Result<Received, String> {
+    send_lines(method, url, &HeaderLines::from(headers), body.as_deref(), signal).await
 }
 
-/// `fetch(url, init)` on the runtime's global scope.
-pub async fn fetch(
+/// `fetch(url, init)` with the body read as text, in one promise.
+async fn send_lines(
     method: &str,
     url: &str,
-    headers: &[(&str, &str)],
-    body: Option<String>,
+    lines: &HeaderLines,
+    body: Option<&str>,
     signal: Option<&AbortSignal>,
-) -> Result<Fetched, String> {
-    let request_headers = web_sys::Headers::new().map_err(js_error)?;
-    for (name, value) in headers {
-        request_headers.set(name, value).map_err(js_error)?;
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_headers(&request_headers);
-    if let Some(body) = body {
-        init.set_body(&JsValue::from(body));
-    }
-    init.set_signal(signal);
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
+) -> Result<Received, String> {
+    let promise = runtime::send_for_text(method, url, lines.as_str(), body, signal.cloned());
+    let answer: runtime::TextAnswer =
+        JsFuture::from(promise).await.map_err(|error| format!("{url}: {}", js_error(error)))?.unchecked_into();
+    Ok(Received { status: answer.status(), text: answer.text() })
+}
+
+/// `fetch(url, init)` on the runtime's global scope, the body unread.
+pub async fn fetch(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<Fetched, String> {
+    fetch_lines(method, url, &HeaderLines::from(headers), body).await
+}
+
+async fn fetch_lines(method: &str, url: &str, lines: &HeaderLines, body: Option<&str>) -> Result<Fetched, String> {
+    let response = JsFuture::from(runtime::send(method, url, lines.as_str(), body, None))
         .await
         .map_err(|error| format!("{url}: {}", js_error(error)))?;
     Ok(Fetched(response.unchecked_into()))
 }
 
-/// Sends a request some builder made (postgrest-rs's, for PostgREST) through the Workers fetch
-/// API: the answer, its body unread.
-pub async fn send_built(request: &reqwest::Request) -> Result<Fetched, String> {
-    let headers: Vec<(&str, &str)> =
-        request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
-    // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
-    let body = request
-        .body()
-        .and_then(|body| body.as_bytes())
-        .filter(|bytes| !bytes.is_empty())
-        .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
-    fetch(request.method().as_str(), request.url().as_str(), &headers, body, None).await
+/// A request some builder made (postgrest-rs's, for PostgREST), as the fetch API takes it.
+pub struct Built {
+    method: String,
+    url: String,
+    lines: HeaderLines,
+    body: Option<String>,
+}
+
+impl From<&reqwest::Request> for Built {
+    fn from(request: &reqwest::Request) -> Self {
+        let mut lines = HeaderLines::default();
+        for (name, value) in request.headers() {
+            if let Ok(value) = value.to_str() {
+                lines.push(name.as_str(), value);
+            }
+        }
+        Self {
+            method: request.method().as_str().to_owned(),
+            url: request.url().as_str().to_owned(),
+            lines,
+            // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
+            body: request
+                .body()
+                .and_then(|body| body.as_bytes())
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+}
+
+impl Built {
+    /// The answer, its body unread.
+    pub async fn send(&self) -> Result<Fetched, String> {
+        fetch_lines(&self.method, &self.url, &self.lines, self.body.as_deref()).await
+    }
+
+    /// The answer's status and text.
+    pub async fn send_for_text(&self) -> Result<(u16, String), String> {
+        let answer = send_lines(&self.method, &self.url, &self.lines, self.body.as_deref(), None).await?;
+        Ok((answer.status, answer.text))
+    }
 }
 
 pub struct Resend {
