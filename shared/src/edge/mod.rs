@@ -24,8 +24,9 @@ use std::future::Future;
 use std::pin::Pin;
 use subtle::ConstantTimeEq;
 use worker::js_sys::{self, Uint8Array};
+use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{console_log, web_sys, Context, Env, Headers, Method, Request};
+use worker::{console_log, web_sys, Context, Env, Method};
 
 pub type Reply = Result<Answer, ApiError>;
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Reply>>>;
@@ -214,33 +215,30 @@ impl Call {
     /// The dispatcher is a service binding: workers of one zone cannot call each other by URL,
     /// and the dispatch code lives in that one worker, keeping the others small.
     pub fn dispatch_after_response(&self, scope: dispatch::Scope) {
-        let dispatcher = match self.env.service(DISPATCHER_BINDING) {
-            Ok(dispatcher) => dispatcher,
-            Err(_) => {
-                return log_error(
-                    &self.request_id,
-                    "config",
-                    "no DISPATCHER service binding: queued work waits for the cron",
-                )
-            }
+        let Some(dispatcher) =
+            js_sys::Reflect::get(&self.env, &DISPATCHER_BINDING.into()).ok().filter(|binding| !binding.is_undefined())
+        else {
+            return log_error(
+                &self.request_id,
+                "config",
+                "no DISPATCHER service binding: queued work waits for the cron",
+            );
         };
         let Ok(service_key) = self.var("SUPABASE_SERVICE_ROLE_KEY") else { return };
         let request_id = self.request_id.clone();
         self.ctx.wait_until(async move {
-            let handed = async {
-                let headers = Headers::new();
-                headers.set("authorization", &format!("Bearer {service_key}"))?;
-                headers.set("content-type", "application/json")?;
-                headers.set("x-request-id", &request_id)?;
-                let mut init = worker::RequestInit::new();
-                init.with_method(Method::Post)
-                    .with_headers(headers)
-                    .with_body(Some(json!({ "scope": scope }).to_string().into()));
-                let response =
-                    dispatcher.fetch_request(Request::new_with_init("https://dispatcher/run", &init)?).await?;
-                Ok::<u16, worker::Error>(response.status_code())
-            };
-            match handed.await {
+            let mut headers = HeaderLines::default();
+            headers.push("authorization", &format!("Bearer {service_key}"));
+            headers.push("content-type", "application/json");
+            headers.push("x-request-id", &request_id);
+            let body = json!({ "scope": scope }).to_string();
+            let promise =
+                runtime::send_through(&dispatcher, "POST", "https://dispatcher/run", headers.as_str(), Some(&body));
+            let handed = JsFuture::from(promise)
+                .await
+                .map(|response| response.unchecked_into::<web_sys::Response>().status())
+                .map_err(outbound::js_error);
+            match handed {
                 Ok(status) if status < 300 => {}
                 Ok(status) => log_error(
                     &request_id,

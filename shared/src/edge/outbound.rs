@@ -52,7 +52,7 @@ impl Fetched {
     }
 }
 
-fn js_error(error: JsValue) -> String {
+pub(super) fn js_error(error: JsValue) -> String {
     error
         .dyn_ref::<js_sys::Error>()
         .map(|error| String::from(error.message()))

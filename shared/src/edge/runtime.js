@@ -29,6 +29,10 @@ export function send(method, url, lines, body, signal) {
   return fetch(url, { method, headers: headersOf(lines), body, signal });
 }
 
+export function sendThrough(binding, method, url, lines, body) {
+  return binding.fetch(url, { method, headers: headersOf(lines), body });
+}
+
 export async function sendForText(method, url, lines, body, signal) {
   const response = await fetch(url, { method, headers: headersOf(lines), body, signal });
   return { status: response.status, text: await response.text() };

@@ -12,6 +12,9 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = respond)]
     pub fn respond_stream(status: u16, lines: &str, body: Option<ReadableStream>) -> Result<Response, JsValue>;
     pub fn send(method: &str, url: &str, lines: &str, body: Option<&str>, signal: Option<AbortSignal>) -> Promise;
+    /// `send` through a service binding's fetch.
+    #[wasm_bindgen(js_name = sendThrough)]
+    pub fn send_through(binding: &JsValue, method: &str, url: &str, lines: &str, body: Option<&str>) -> Promise;
     #[wasm_bindgen(js_name = sendForText)]
     pub fn send_for_text(
         method: &str,
