@@ -94,10 +94,6 @@ impl Answer {
         self
     }
 
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
     fn into_response(self) -> Result<OutgoingResponse, worker::wasm_bindgen::JsValue> {
         let headers = self.headers.as_str();
         match self.body {
