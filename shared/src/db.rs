@@ -99,7 +99,7 @@ impl Db {
 fn built(builder: Builder) -> Result<crate::edge::Built, ApiError> {
     let request =
         builder.build().build().map_err(|error| ApiError::internal().because(format!("PostgREST request: {error}")))?;
-    Ok(crate::edge::Built::from(&request))
+    Ok(crate::edge::Built::from(request))
 }
 
 #[cfg(feature = "worker")]

@@ -96,45 +96,45 @@ async fn fetch_lines(method: &str, url: &str, lines: &HeaderLines, body: Option<
     Ok(Fetched(response.unchecked_into()))
 }
 
-/// A request some builder made (postgrest-rs's, for PostgREST), as the fetch API takes it.
+/// A request some builder made (postgrest-rs's, for PostgREST), with its headers as the fetch
+/// API takes them.
 pub struct Built {
-    method: String,
-    url: String,
+    request: reqwest::Request,
     lines: HeaderLines,
-    body: Option<String>,
 }
 
-impl From<&reqwest::Request> for Built {
-    fn from(request: &reqwest::Request) -> Self {
+impl From<reqwest::Request> for Built {
+    fn from(request: reqwest::Request) -> Self {
         let mut lines = HeaderLines::default();
         for (name, value) in request.headers() {
             if let Ok(value) = value.to_str() {
                 lines.push(name.as_str(), value);
             }
         }
-        Self {
-            method: request.method().as_str().to_owned(),
-            url: request.url().as_str().to_owned(),
-            lines,
-            // postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
-            body: request
-                .body()
-                .and_then(|body| body.as_bytes())
-                .filter(|bytes| !bytes.is_empty())
-                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
-        }
+        Self { request, lines }
     }
 }
 
 impl Built {
+    /// postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
+    fn body(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.request
+            .body()
+            .and_then(|body| body.as_bytes())
+            .filter(|bytes| !bytes.is_empty())
+            .map(String::from_utf8_lossy)
+    }
+
     /// The answer, its body unread.
     pub async fn send(&self) -> Result<Fetched, String> {
-        fetch_lines(&self.method, &self.url, &self.lines, self.body.as_deref()).await
+        let (method, url) = (self.request.method().as_str(), self.request.url().as_str());
+        fetch_lines(method, url, &self.lines, self.body().as_deref()).await
     }
 
     /// The answer's status and text.
     pub async fn send_for_text(&self) -> Result<(u16, String), String> {
-        let answer = send_lines(&self.method, &self.url, &self.lines, self.body.as_deref(), None).await?;
+        let (method, url) = (self.request.method().as_str(), self.request.url().as_str());
+        let answer = send_lines(method, url, &self.lines, self.body().as_deref(), None).await?;
         Ok((answer.status, answer.text))
     }
 }

@@ -25,15 +25,17 @@ export function respond(status, lines, body) {
   return new Response(body, { status, headers: headersOf(lines) });
 }
 
+const requestInit = (method, lines, body, signal) => ({ method, headers: headersOf(lines), body, signal });
+
 export function send(method, url, lines, body, signal) {
-  return fetch(url, { method, headers: headersOf(lines), body, signal });
+  return fetch(url, requestInit(method, lines, body, signal));
 }
 
 export function sendThrough(binding, method, url, lines, body) {
-  return binding.fetch(url, { method, headers: headersOf(lines), body });
+  return binding.fetch(url, requestInit(method, lines, body));
 }
 
 export async function sendForText(method, url, lines, body, signal) {
-  const response = await fetch(url, { method, headers: headersOf(lines), body, signal });
+  const response = await fetch(url, requestInit(method, lines, body, signal));
   return { status: response.status, text: await response.text() };
 }
