@@ -67,6 +67,11 @@ pub const MAX_SKILLS: usize = 10;
 pub const MAX_WINDOW_DAYS: i64 = 31;
 
 impl SearchRequest {
+    /// The search a `GET` URL's query asks for.
+    pub fn from_url(url: &str, violations: &mut Violations) -> Self {
+        Self::from_query(form_pairs(url), violations)
+    }
+
     /// The same search from `GET /?skills=react,typescript&max_rate_cents=15000&...`.
     pub fn from_query(pairs: impl Iterator<Item = (String, String)>, violations: &mut Violations) -> Self {
         let mut request = SearchRequest::default();
@@ -172,6 +177,47 @@ impl Search {
     }
 }
 
+/// A URL's query as `application/x-www-form-urlencoded` pairs, decoded as browsers and the `url`
+/// crate decode them: `+` is a space, `%XX` a byte, a malformed escape stays as written, and
+/// bytes that are not UTF-8 become U+FFFD.
+fn form_pairs(url: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(name), form_decode(value))
+    })
+}
+
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = match bytes[at] {
+            b'%' => {
+                bytes.get(at + 1..at + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
+            }
+            _ => None,
+        };
+        match (bytes[at], escaped) {
+            (_, Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (b'+', None) => {
+                decoded.push(b' ');
+                at += 1;
+            }
+            (byte, None) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +228,35 @@ mod tests {
         let request =
             SearchRequest::from_query(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())), &mut violations);
         Search::parse(request, violations)
+    }
+
+    fn pairs_of(url: &str) -> Vec<(String, String)> {
+        form_pairs(url).collect()
+    }
+
+    #[test]
+    fn a_url_query_decodes_as_a_form() {
+        let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+        };
+        assert_eq!(
+            pairs_of("https://x.test/find-experts?skills=react%2Ctypescript&q=Ana+Mar%C3%ADa&&flag#part"),
+            owned(&[("skills", "react,typescript"), ("q", "Ana María"), ("flag", "")])
+        );
+        assert_eq!(
+            pairs_of("https://x.test/?a=100%&b=%zz%4&c=%ff"),
+            owned(&[("a", "100%"), ("b", "%zz%4"), ("c", "\u{fffd}")])
+        );
+        assert_eq!(pairs_of("https://x.test/find-experts"), owned(&[]));
+        assert_eq!(pairs_of("https://x.test/?=v&k=a=b"), owned(&[("", "v"), ("k", "a=b")]));
+    }
+
+    #[test]
+    fn a_search_reads_its_url() {
+        let mut violations = Violations::new();
+        let request = SearchRequest::from_url("https://x.test/?skills=react,typescript&limit=5", &mut violations);
+        let search = Search::parse(request, violations).unwrap();
+        assert_eq!(search, query(&[("skills", "react,typescript"), ("limit", "5")]).unwrap());
     }
 
     fn fields(error: &ApiError) -> Vec<String> {

@@ -4,7 +4,6 @@
 use shared::edge::{self, Answer, Call, IncomingRequest, OutgoingResponse, Reply, Route, Service};
 use shared::search::{Search, SearchRequest};
 use shared::validate::Violations;
-use shared::ApiError;
 use worker::{event, Context, Env, Method, Result};
 
 static SERVICE: Service = Service {
@@ -28,11 +27,8 @@ async fn search_by_body(mut call: Call) -> Reply {
 }
 
 async fn search_by_query(call: Call) -> Reply {
-    let url = worker::Url::parse(&call.url())
-        .map_err(|_| ApiError::bad_request("invalid_url", "The URL could not be read."))?;
     let mut violations = Violations::new();
-    let request =
-        SearchRequest::from_query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())), &mut violations);
+    let request = SearchRequest::from_url(&call.url(), &mut violations);
     search(call, Search::parse(request, violations)?).await
 }
 

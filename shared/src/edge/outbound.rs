@@ -117,24 +117,20 @@ impl From<reqwest::Request> for Built {
 
 impl Built {
     /// postgrest-rs gives every request a body, empty for reads; fetch refuses one on GET.
-    fn body(&self) -> Option<std::borrow::Cow<'_, str>> {
-        self.request
-            .body()
-            .and_then(|body| body.as_bytes())
-            .filter(|bytes| !bytes.is_empty())
-            .map(String::from_utf8_lossy)
+    fn body(&self) -> Option<&str> {
+        self.request.body().filter(|body| !body.is_empty())
     }
 
     /// The answer, its body unread.
     pub async fn send(&self) -> Result<Fetched, String> {
-        let (method, url) = (self.request.method().as_str(), self.request.url().as_str());
-        fetch_lines(method, url, &self.lines, self.body().as_deref()).await
+        let (method, url) = (self.request.method().as_str(), self.request.url());
+        fetch_lines(method, url, &self.lines, self.body()).await
     }
 
     /// The answer's status and text.
     pub async fn send_for_text(&self) -> Result<(u16, String), String> {
-        let (method, url) = (self.request.method().as_str(), self.request.url().as_str());
-        let answer = send_lines(method, url, &self.lines, self.body().as_deref(), None).await?;
+        let (method, url) = (self.request.method().as_str(), self.request.url());
+        let answer = send_lines(method, url, &self.lines, self.body(), None).await?;
         Ok((answer.status, answer.text))
     }
 }
