@@ -25,7 +25,8 @@ const settle = (path, text) => {
 };
 try {
   for (const name of functionNames()) {
-    const text = `${JSON.stringify(documentFor(name), null, 1)}\n`;
+    // Compact: each worker embeds its document (GET /openapi.json), and every byte is in its size.
+    const text = `${JSON.stringify(documentFor(name))}\n`;
     settle(join(dir, `${name}.json`), text);
     const source = join(scratch, `${name}.json`);
     const output = join(scratch, `${name}.d.ts`);

@@ -9,7 +9,7 @@ import { buildEnv } from '../scripts/lib/tools.mjs';
 import { functionNames } from '../scripts/lib/build.mjs';
 import { root } from '../scripts/lib/util.mjs';
 
-const LIMIT_KIB = 200;
+const LIMIT_KIB = 150;
 
 for (const name of functionNames()) {
   test(`${name} is at most ${LIMIT_KIB} KiB gzip as wrangler deploy --dry-run reports it`, () => {

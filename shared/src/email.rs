@@ -115,7 +115,9 @@ pub struct SessionContacts {
     pub room_url: Option<String>,
     pub duration_minutes: i64,
     pub status: String,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub starts_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub ends_at: DateTime<Utc>,
     pub amount_cents: i64,
     pub expert_payout_cents: i64,

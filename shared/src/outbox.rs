@@ -9,7 +9,9 @@ use crate::email::{
 use crate::stripe::{PaymentWork, Reported};
 use crate::tokens::{TokenKey, TokenKind};
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -106,9 +108,12 @@ pub struct ClaimedEmail {
     pub topic: String,
     /// When the row was queued: the invitation's DTSTAMP, so that a retried batch has the
     /// very same body under its idempotency key.
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub queued_at: DateTime<Utc>,
+    /// Kept as the database wrote it and read once into the type its topic needs: decoding a
+    /// `Value` again would build a second deserializer of every payload type into the wasm.
     #[serde(default)]
-    pub payload: Value,
+    pub payload: Option<Box<RawValue>>,
     pub recipient: Recipient,
     pub contacts: Option<SessionContacts>,
 }
@@ -146,14 +151,18 @@ struct TokenPayload {
 }
 
 impl ClaimedEmail {
+    fn payload<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(self.payload.as_deref().map_or("null", RawValue::get))
+            .map_err(|error| format!("{}: {error}", self.topic))
+    }
+
     /// The message this row asks for, or why it cannot be made.
     pub fn render(&self, renderer: &Renderer<'_>) -> Result<Message, String> {
         let to = self.recipient.email.as_deref().ok_or("the recipient has no email address")?;
         let name = self.recipient.name.as_deref().unwrap_or_default();
         let site = renderer.site_url.trim_end_matches('/');
         let link = |kind: TokenKind, path: &str| -> Result<String, String> {
-            let payload: TokenPayload =
-                serde_json::from_value(self.payload.clone()).map_err(|error| format!("{}: {error}", self.topic))?;
+            let payload: TokenPayload = self.payload()?;
             let key = renderer.token_key.ok_or("ACCOUNT_TOKEN_KEY is not set")?;
             Ok(format!("{site}/{path}?token={}", key.token(kind, payload.token_id).link_token))
         };
@@ -172,8 +181,7 @@ impl ClaimedEmail {
                     return Ok(contacts.reminder(side, kind));
                 }
                 let event = SessionEvent::parse(topic).ok_or_else(|| format!("no email for {topic}"))?;
-                let change: Transition =
-                    serde_json::from_value(self.payload.clone()).map_err(|error| format!("{topic}: {error}"))?;
+                let change: Transition = self.payload()?;
                 let sender = Sender { site_url: renderer.site_url, organizer: renderer.organizer, now: self.queued_at };
                 Ok(contacts.notification(event, side, &change, &sender))
             }

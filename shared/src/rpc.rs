@@ -52,7 +52,9 @@ pub struct Session {
     pub id: Uuid,
     pub client_id: Uuid,
     pub expert_id: Uuid,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub starts_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub ends_at: DateTime<Utc>,
     pub duration_minutes: i64,
     pub status: String,
@@ -67,13 +69,17 @@ pub struct Session {
     pub room_name: Option<String>,
     pub room_url: Option<String>,
     pub payment_intent_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::validate::rfc3339::option")]
     pub payment_due_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "crate::validate::rfc3339::option")]
     pub answer_by: Option<DateTime<Utc>>,
     pub cancelled_by: Option<Uuid>,
+    #[serde(default, deserialize_with = "crate::validate::rfc3339::option")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancellation_reason: Option<String>,
     pub refund_amount_cents: Option<i64>,
     pub refund_percent: Option<u8>,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -110,6 +116,7 @@ pub struct Queued {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Issued {
     pub email: String,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub expires_at: DateTime<Utc>,
     pub outbox_id: Option<Uuid>,
 }
@@ -142,6 +149,7 @@ pub struct FoundExpert {
     pub expert_id: Uuid,
     pub score: f64,
     pub score_parts: Value,
+    #[serde(deserialize_with = "crate::validate::rfc3339::list")]
     pub next_slots: Vec<DateTime<Utc>>,
     #[serde(flatten)]
     pub profile: serde_json::Map<String, Value>,

@@ -119,6 +119,7 @@ impl PresentedToken {
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoredToken {
     pub token_hash: String,
+    #[serde(deserialize_with = "crate::validate::rfc3339::deserialize")]
     pub expires_at: DateTime<Utc>,
     pub attempts: i64,
     pub consumed: bool,

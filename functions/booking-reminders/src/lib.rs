@@ -10,7 +10,9 @@
 
 use serde::Deserialize;
 use shared::edge::dispatch::{self, Scope};
-use shared::edge::{self, json_reply, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service, System};
+use shared::edge::{
+    self, json_reply, Answer, Call, IncomingRequest, OutgoingResponse, Reply, Route, Runtime, Service, System,
+};
 use shared::outbox::DEFAULT_BUDGET;
 use shared::rpc::ReplayOutbox;
 use shared::validate::{parse_uuid, Violations};
@@ -57,7 +59,8 @@ async fn run_now(mut call: Call) -> Reply {
     call.require_service_role()?;
     let scope =
         if call.header("content-type").is_some() { call.json::<RunRequest>().await?.scope } else { Scope::Everything };
-    json_reply(200, &dispatch::run(&call, &scope, budget(&call)).await?)
+    let system = call.detach();
+    json_reply(200, &dispatch::run(&system, &scope, budget(&system)).await?)
 }
 
 #[derive(Deserialize)]
@@ -77,12 +80,13 @@ async fn replay(mut call: Call) -> Reply {
         .and_then(|id| violations.check("outbox_id", parse_uuid(&id)));
     violations.finish()?;
     let id = id.ok_or_else(shared::ApiError::internal)?;
-    let replayed = call.db_as_service()?.call(&ReplayOutbox { outbox_id: id }).await?;
+    // The database's answer (the row's id, channel, topic and status) is passed on unread.
+    let replayed = call.db_as_service()?.call_stream(&ReplayOutbox { outbox_id: id }).await?;
     let system = call.detach();
     let limit = budget(&system);
     call.ctx.wait_until(async move {
         // Logged by the run; the cron carries out the replay if this does not.
         let _ = dispatch::run(&system, &Scope::Rows(vec![id]), limit).await;
     });
-    json_reply(202, &replayed)
+    Ok(Answer::json_stream(202, replayed))
 }

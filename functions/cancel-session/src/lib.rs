@@ -34,6 +34,7 @@ async fn fetch(req: IncomingRequest, env: Env, ctx: Context) -> Result<OutgoingR
 struct Session {
     id: Uuid,
     client_id: Uuid,
+    #[serde(deserialize_with = "shared::validate::rfc3339::deserialize")]
     starts_at: chrono::DateTime<chrono::Utc>,
     status: String,
     amount_cents: i64,

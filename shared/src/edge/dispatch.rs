@@ -4,7 +4,7 @@
 //! (`Call::dispatch_after_response`); the outbox is the guarantee if a run cannot finish.
 
 use super::outbound::{deliver_webhook, Daily, Resend, Stripe};
-use super::{log_line, Runtime};
+use super::{log_line, Runtime, System};
 use crate::error::ApiError;
 use crate::outbox::{batch_outcomes, BatchAnswer, Budget, Outcome, Renderer, Summary, MAX_BATCH};
 use crate::rpc::{AdvanceSessions, ClaimOutbox, CompleteOutbox};
@@ -26,8 +26,10 @@ pub enum Scope {
     Rows(Vec<Uuid>),
 }
 
-/// Runs the dispatcher within `budget` subrequests and logs its summary line.
-pub async fn run(runtime: &impl Runtime, scope: &Scope, budget: u32) -> Result<Summary, ApiError> {
+/// Runs the dispatcher within `budget` subrequests and logs its summary line. It takes the
+/// detached [`System`] whoever runs it (cron, `POST /run`, a replay), so that the worker holds
+/// one copy of the dispatcher, not one per caller type.
+pub async fn run(runtime: &System, scope: &Scope, budget: u32) -> Result<Summary, ApiError> {
     let mut budget = Budget::new(budget);
     let mut summary = Summary::default();
     let outcome = drain(runtime, scope, &mut budget, &mut summary).await;
@@ -46,12 +48,7 @@ pub async fn run(runtime: &impl Runtime, scope: &Scope, budget: u32) -> Result<S
     outcome.map(|_| summary)
 }
 
-async fn drain(
-    runtime: &impl Runtime,
-    scope: &Scope,
-    budget: &mut Budget,
-    summary: &mut Summary,
-) -> Result<(), ApiError> {
+async fn drain(runtime: &System, scope: &Scope, budget: &mut Budget, summary: &mut Summary) -> Result<(), ApiError> {
     let db = runtime.db_as_service()?;
     let resend = Resend::from_env(runtime)?;
     let daily = Daily::from_env(runtime)?;
