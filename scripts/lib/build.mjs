@@ -30,14 +30,14 @@ export function buildWorker(name, { force = false } = {}) {
   }
   log(`${name}: building the wasm worker`);
   execFileSync('worker-build', ['--release'], { cwd: join(root, 'functions', name), env: buildEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
-  stripNames(join(root, 'functions', name, 'build', 'index_bg.wasm'));
+  dropToolSections(join(root, 'functions', name, 'build', 'index_bg.wasm'));
 }
 
 // worker-build runs wasm-opt with --debuginfo, which keeps the name section; with Rust's symbols
 // stripped it only names the JavaScript imports. It, the producers and the target features (notes
 // for tools, which the runtime ignores) are dropped byte for byte: re-encoding the module with
 // wasm-opt would cost more than they weigh.
-function stripNames(wasm) {
+function dropToolSections(wasm) {
   const bytes = readFileSync(wasm);
   const kept = [bytes.subarray(0, 8)];
   for (let at = 8; at < bytes.length;) {

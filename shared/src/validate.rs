@@ -196,8 +196,8 @@ pub mod rfc3339 {
                     formatter.write_str("an RFC 3339 date-time")
                 }
                 fn visit_str<E: Error>(self, text: &str) -> Result<Instant, E> {
-                    DateTime::parse_from_rfc3339(text)
-                        .map(|instant| Instant(instant.with_timezone(&Utc)))
+                    super::parse_instant(text)
+                        .map(Instant)
                         .map_err(|_| E::custom(format_args!("not an RFC 3339 date-time: {text}")))
                 }
             }
